@@ -1,0 +1,164 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/go-stomp/stomp/v3/server"
+	"github.com/rs/zerolog"
+
+	"github.com/opengvp/gvp/internal/admin"
+	"github.com/opengvp/gvp/internal/lifecycle"
+	"github.com/opengvp/gvp/roles/configsrv"
+	"github.com/opengvp/gvp/roles/mcp"
+	"github.com/opengvp/gvp/roles/rm"
+	"github.com/opengvp/gvp/roles/rs"
+	"github.com/opengvp/gvp/roles/sd"
+)
+
+// Module names. The role names are also the subcommands that run them.
+const (
+	Broker    = "broker"
+	Configsrv = "configsrv"
+	RS        = "rs"
+	RM        = "rm"
+	MCP       = "mcp"
+	SD        = "sd"
+	// Local is the all-in-one target: every role and the embedded broker in one process.
+	Local = "local"
+)
+
+// App is one gvp process: its configuration and the manager of its modules.
+type App struct {
+	mu  sync.RWMutex
+	cfg *Config
+	log zerolog.Logger
+	Mgr *lifecycle.Manager
+}
+
+// New assembles the modules for cfg.
+func New(cfg *Config, log zerolog.Logger) *App {
+	a := &App{cfg: cfg, log: log}
+	a.Mgr = lifecycle.NewManager(log, a.modules(), admin.NewRegistry)
+	return a
+}
+
+// Config returns the current configuration.
+func (a *App) Config() *Config {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.cfg
+}
+
+// SetConfig replaces the configuration (after a reload); modules apply it in Reload.
+func (a *App) SetConfig(c *Config) {
+	a.mu.Lock()
+	a.cfg = c
+	a.mu.Unlock()
+}
+
+func (a *App) modules() []*lifecycle.Module {
+	return []*lifecycle.Module{
+		{
+			Name: Broker, Hidden: true,
+			Description: "embedded in-process STOMP broker (local mode's stand-in for ActiveMQ)",
+			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
+				return &embeddedBroker{listen: a.Config().Broker.Listen, log: c.Log}, nil
+			},
+		},
+		{
+			Name:        Configsrv,
+			Description: "configuration server: tenants, IVR profiles, DIDs, MCP pools; HTTP API with change watch",
+			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
+				cfg := a.Config()
+				return configsrv.New(cfg.Configsrv, configsrv.Deps{Common: c, DataDir: cfg.DataDir})
+			},
+		},
+		{
+			Name: RS, Deps: []string{Configsrv, Broker},
+			Description: "reporting server: stores billing records from the broker, serves /ems-rs/ reports",
+			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
+				cfg := a.Config()
+				return rs.New(cfg.RS, rs.Deps{Common: c, DataDir: cfg.DataDir, Broker: a.brokerAddr()})
+			},
+		},
+		{
+			Name: MCP, Deps: []string{Configsrv, Broker},
+			Description: "media control platform: answers calls, RTP media, VoiceXML interpreter",
+			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
+				return mcp.New(a.Config().MCP, mcp.Deps{Common: c, ConfigsrvURL: a.configsrvURL()})
+			},
+		},
+		{
+			Name: RM, Deps: []string{Configsrv, Broker, MCP},
+			Description: "SIP resource manager: routes calls to media servers (stateful proxy)",
+			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
+				return rm.New(a.Config().RM, rm.Deps{Common: c, ConfigsrvURL: a.configsrvURL()})
+			},
+		},
+		{
+			Name: SD, Deps: []string{Configsrv, MCP},
+			Description: "service discovery: keeps configsrv's MCP pool in step with the registry",
+			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
+				return sd.New(a.Config().SD, sd.Deps{Common: c, ConfigsrvURL: a.configsrvURL()})
+			},
+		},
+		{
+			Name: Local, Deps: []string{Broker, Configsrv, RS, MCP, RM, SD},
+			Description: "every role in one process with embedded backends (SQLite, in-process broker, in-memory registry)",
+		},
+	}
+}
+
+// configsrvURL is the in-process configsrv's address when it runs here, else the configured one.
+func (a *App) configsrvURL() string {
+	if s, ok := a.Mgr.Service(Configsrv).(*configsrv.Server); ok {
+		return s.URL()
+	}
+	return a.Config().Cluster.ConfigsrvURL
+}
+
+// brokerAddr is the in-process broker's address when it runs here, else the configured one.
+func (a *App) brokerAddr() string {
+	if b, ok := a.Mgr.Service(Broker).(*embeddedBroker); ok {
+		return b.Addr()
+	}
+	return a.Config().Cluster.Broker
+}
+
+// embeddedBroker is go-stomp's in-memory STOMP server on a TCP listener.
+type embeddedBroker struct {
+	listen string
+	log    zerolog.Logger
+	ln     net.Listener
+}
+
+func (b *embeddedBroker) Start(context.Context) error {
+	ln, err := net.Listen("tcp", b.listen)
+	if err != nil {
+		return fmt.Errorf("embedded broker listen on %s: %w", b.listen, err)
+	}
+	b.ln = ln
+	srv := &server.Server{}
+	// go-stomp's Serve never returns (its dispatcher loops forever); closing the listener
+	// stops new connections.
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			b.log.Debug().Err(err).Msg("embedded broker stopped")
+		}
+	}()
+	return nil
+}
+
+func (b *embeddedBroker) Addr() string                { return b.ln.Addr().String() }
+func (b *embeddedBroker) Ready() error                { return nil }
+func (b *embeddedBroker) Drain(context.Context) error { return nil }
+func (b *embeddedBroker) Endpoints() []lifecycle.Endpoint {
+	return []lifecycle.Endpoint{{Name: "stomp", Addr: b.Addr()}}
+}
+func (b *embeddedBroker) Stop(context.Context) error {
+	return b.ln.Close()
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# test-services.sh up|down — start (installing when missing) every external service the tests
+# use, and write their addresses to $GVP_SERVICES_DIR/env for `make test` to source:
+#   GVP_TEST_POSTGRES_DSN, GVP_TEST_ACTIVEMQ_STOMP, GVP_TEST_CONSUL, GVP_TEST_SIPP.
+# `down` stops only what these scripts started.
+set -euo pipefail
+SERVICE=services
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+mkdir -p "$GVP_SERVICES_DIR"
+ENV_FILE=$GVP_SERVICES_DIR/env
+
+up() {
+  : >"$ENV_FILE.tmp"
+  dsn=$("$here/postgres.sh" start)
+  echo "GVP_TEST_POSTGRES_DSN=$dsn" >>"$ENV_FILE.tmp"
+  for s in activemq consul sipp; do
+    if [ -x "$here/$s.sh" ]; then
+      "$here/$s.sh" start | sed -n 's/^export //p' >>"$ENV_FILE.tmp"
+    fi
+  done
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+  log "services up; environment in $ENV_FILE:"
+  sed 's/^/  /' "$ENV_FILE" >&2
+}
+
+down() {
+  for s in sipp consul activemq postgres; do
+    [ -x "$here/$s.sh" ] && "$here/$s.sh" stop || true
+  done
+  rm -f "$ENV_FILE"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
