@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,5 +64,42 @@ func TestBadConfigNamesKey(t *testing.T) {
 	}
 	if out, code := testenv.Run(t, "config", "validate", "--local"); code != 0 {
 		t.Fatalf("local preset invalid: %s", out)
+	}
+}
+
+// TestLocalConfigsrvAndCtl: gvp local seeds the demo configuration; gvp ctl reads it; a bad
+// apply is rejected (exit 1, the document and field named) and changes nothing.
+func TestLocalConfigsrvAndCtl(t *testing.T) {
+	p := startLocal(t)
+	server := p.Endpoints["configsrv"]["api"]
+	out, code := testenv.Run(t, "ctl", "--server", server, "get", "profiles", "-o", "yaml")
+	if code != 0 || !testenv.Contains(out, "IVRAppDefault", "file://", "hello.vxml") {
+		t.Fatalf("ctl get profiles: exit %d\n%s", code, out)
+	}
+	_, before := testenv.Get(t, server+"/api/v1/revision")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	doc := "kind: Tenant\nname: t200\nid: 99aa\n---\nkind: MCP\nname: mcp-9\npool: NOPE\naddress: 127.0.0.1:5070\ncapacity: 10\n"
+	if err := os.WriteFile(bad, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = testenv.Run(t, "ctl", "--server", server, "apply", "-f", bad)
+	if code != 1 || !testenv.Contains(out, "document 1", "pool") {
+		t.Fatalf("bad apply: exit %d, want 1 naming document 1 and field pool\n%s", code, out)
+	}
+	if _, after := testenv.Get(t, server+"/api/v1/revision"); after != before {
+		t.Fatalf("revision moved after a rejected apply: %s -> %s", before, after)
+	}
+	if out, code := testenv.Run(t, "ctl", "--server", server, "get", "tenants", "t200"); code == 0 {
+		t.Fatalf("tenant of a rejected apply exists:\n%s", out)
+	}
+	good := strings.Replace(doc, "pool: NOPE", "pool: MCP_LRG", 1)
+	if err := os.WriteFile(bad, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := testenv.Run(t, "ctl", "--server", server, "apply", "-f", bad); code != 0 {
+		t.Fatalf("good apply: exit %d\n%s", code, out)
+	}
+	if out, code := testenv.Run(t, "ctl", "--server", server, "get", "mcps", "mcp-9", "-o", "json"); code != 0 || !strings.Contains(out, "127.0.0.1:5070") {
+		t.Fatalf("applied MCP missing: %d\n%s", code, out)
 	}
 }

@@ -509,6 +509,9 @@ func EncodeDocuments(w io.Writer, objs []Object, f Format) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	case FormatYAML:
+		if len(objs) == 0 {
+			return nil // an empty stream; yaml's encoder fails on Close with nothing encoded
+		}
 		enc := yaml.NewEncoder(w)
 		enc.SetIndent(2)
 		for _, o := range objs {

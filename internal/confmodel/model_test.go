@@ -452,3 +452,10 @@ func FuzzDecodeDocuments(f *testing.F) {
 		}
 	})
 }
+
+func TestEncodeEmptyYAML(t *testing.T) {
+	var b strings.Builder
+	if err := EncodeDocuments(&b, nil, FormatYAML); err != nil || b.Len() != 0 {
+		t.Fatalf("empty YAML stream: %q, %v", b.String(), err)
+	}
+}

@@ -1,0 +1,536 @@
+package vxml
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/opengvp/gvp/internal/vxml/srgs"
+)
+
+// maxKeys bounds the keys collected for one input.
+const maxKeys = 256
+
+// activeGrammar is a grammar listening during one collection.
+type activeGrammar struct {
+	m      matcherI
+	form   bool // form-level grammar (fills slots)
+	link   *Link
+	choice *Choice
+}
+
+// grammarMatcher builds a matcher for a <grammar> element; voice grammars
+// return nil (this interpreter takes DTMF input only).
+func (c *execCtx) grammarMatcher(g *Grammar) (matcherI, error) {
+	if g.Inline != nil {
+		if g.Inline.Mode != srgs.ModeDTMF {
+			return nil, nil
+		}
+		return srgsMatcher{g.Inline}, nil
+	}
+	src := g.Src
+	if g.SrcExpr != "" {
+		v, err := c.s.js.evalString(g.SrcExpr)
+		if err != nil {
+			return nil, err
+		}
+		src = v
+	}
+	if strings.HasPrefix(src, "builtin:") {
+		if strings.HasPrefix(src, "builtin:voice/") {
+			return nil, nil
+		}
+		b, err := parseBuiltin(src)
+		if err != nil {
+			return nil, badfetchf("grammar %s: %v", src, err)
+		}
+		return b, nil
+	}
+	mode := srgs.Mode(g.Mode)
+	if mode == "" {
+		mode = srgs.ModeDTMF
+	}
+	resp, err := c.fetchResource(src, FetchGrammar, nil)
+	if err != nil {
+		return nil, err
+	}
+	gr, err := c.s.in.cache.grammar(resp, g.Type, mode)
+	if err != nil {
+		return nil, badfetchf("grammar %s: %v", resp.URL, err)
+	}
+	if gr.Mode != srgs.ModeDTMF {
+		return nil, nil
+	}
+	return srgsMatcher{gr}, nil
+}
+
+// activeGrammars lists the grammars of a collection in precedence order:
+// the item's, then (unless modal) the form's, then links from the item up
+// to the application root.
+func (c *execCtx) activeGrammars(f *formState, it *Item) ([]*activeGrammar, error) {
+	var out []*activeGrammar
+	add := func(gs []*Grammar, form bool, link *Link) error {
+		for _, g := range gs {
+			m, err := c.grammarMatcher(g)
+			if err != nil {
+				return err
+			}
+			if m != nil {
+				out = append(out, &activeGrammar{m: m, form: form, link: link})
+			}
+		}
+		return nil
+	}
+	switch it.Kind {
+	case ItemMenu:
+		for _, ch := range f.dlg.Choices {
+			if ch.DTMF == "" {
+				continue
+			}
+			sm := &seqMatcher{}
+			sm.add(ch.DTMF, ch.DTMF)
+			out = append(out, &activeGrammar{m: sm, choice: ch})
+		}
+	case ItemField:
+		if it.Type != "" {
+			b, err := parseBuiltin(it.Type)
+			if err != nil {
+				return nil, badfetchf("field %s type: %v", it.Name, err)
+			}
+			out = append(out, &activeGrammar{m: b})
+		}
+		if len(it.Options) > 0 {
+			sm := &seqMatcher{}
+			for _, o := range it.Options {
+				if o.DTMF != "" {
+					sm.add(o.DTMF, o.Value)
+				}
+			}
+			out = append(out, &activeGrammar{m: sm})
+		}
+		if err := add(it.Grammars, false, nil); err != nil {
+			return nil, err
+		}
+	}
+	if it.Modal {
+		return out, nil
+	}
+	if err := add(f.dlg.Grammars, true, nil); err != nil {
+		return nil, err
+	}
+	links := [][]*Link{it.Links, f.dlg.Links}
+	if c.doc != nil {
+		links = append(links, c.doc.Links)
+	}
+	if c.app != nil && c.app != c.doc {
+		links = append(links, c.app.Links)
+	}
+	for _, ls := range links {
+		for _, l := range ls {
+			if l.DTMF != "" {
+				sm := &seqMatcher{}
+				sm.add(l.DTMF, l.DTMF)
+				out = append(out, &activeGrammar{m: sm, link: l})
+			}
+			if err := add(l.Grammars, false, l); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+type evalState struct {
+	complete    *activeGrammar
+	result      srgs.Result
+	canContinue bool
+}
+
+func evaluate(gs []*activeGrammar, keys string) evalState {
+	var st evalState
+	for _, g := range gs {
+		r := g.m.match(keys)
+		if r.CanContinue {
+			st.canContinue = true
+		}
+		if r.Status == srgs.Complete && st.complete == nil {
+			st.complete, st.result = g, r
+		}
+	}
+	return st
+}
+
+func (s *session) waitKey(timeout time.Duration) (rune, bool, error) {
+	if len(s.pending) > 0 {
+		k := s.pending[0]
+		s.pending = s.pending[1:]
+		return k, true, nil
+	}
+	k, ok, err := s.p.WaitDigit(s.ctx, timeout)
+	if err != nil {
+		return 0, false, s.platformErr(err)
+	}
+	return k, ok, nil
+}
+
+// collect is the collect and process phases of a field, initial or menu.
+func (c *execCtx) collect(f *formState, it *Item) error {
+	s := c.s
+	if s.final {
+		return &transition{kind: trEnd}
+	}
+	grams, err := c.activeGrammars(f, it)
+	if err != nil {
+		return err
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	timeout := s.lastTmo
+	s.lastTmo = 0
+	if timeout <= 0 {
+		timeout = c.timeProp(it, "timeout", "", DefaultTimeout)
+	}
+	var termchar rune
+	if tc := c.strProp(it, "termchar", DefaultTermChar); tc != "" {
+		termchar = []rune(tc)[0]
+	}
+	idt := c.timeProp(it, "interdigittimeout", "", DefaultInterDigitTimeout)
+	tt := c.timeProp(it, "termtimeout", "", DefaultTermTimeout)
+
+	keys := ""
+	wait := timeout
+	for {
+		k, ok, err := s.waitKey(wait)
+		if err != nil {
+			return err
+		}
+		s.steps = 0
+		if !ok {
+			if keys == "" {
+				s.trace(TraceInput, "noinput after %v", wait)
+				return &Event{Name: EventNoInput}
+			}
+			return c.finishInput(f, it, grams, keys)
+		}
+		if termchar != 0 && k == termchar {
+			if st := evaluate(grams, keys+string(k)); st.complete == nil && !st.canContinue {
+				s.trace(TraceInput, "termchar after %q", keys)
+				return c.finishInput(f, it, grams, keys)
+			}
+		}
+		keys += string(k)
+		st := evaluate(grams, keys)
+		switch {
+		case st.complete == nil && !st.canContinue, len(keys) >= maxKeys:
+			s.trace(TraceInput, "%q nomatch", keys)
+			return &Event{Name: EventNoMatch}
+		case st.complete != nil && !st.canContinue:
+			if termchar != 0 && tt > 0 {
+				k2, ok2, err := s.waitKey(tt)
+				if err != nil {
+					return err
+				}
+				if ok2 && k2 != termchar {
+					s.pending = append(s.pending, k2)
+				}
+			}
+			return c.finishInput(f, it, grams, keys)
+		default:
+			wait = idt
+		}
+	}
+}
+
+func (c *execCtx) finishInput(f *formState, it *Item, grams []*activeGrammar, keys string) error {
+	st := evaluate(grams, keys)
+	if st.complete == nil || keys == "" {
+		c.s.trace(TraceInput, "%q nomatch", keys)
+		return &Event{Name: EventNoMatch}
+	}
+	return c.processMatch(f, it, st.complete, st.result, keys)
+}
+
+// setLastResult fills application.lastresult$ and returns the result
+// object also used for shadow variables.
+func (c *execCtx) setLastResult(keys string, interp goja.Value) *goja.Object {
+	rt := c.s.js.rt
+	o := rt.NewObject()
+	_ = o.Set("utterance", keys)
+	_ = o.Set("inputmode", "dtmf")
+	_ = o.Set("confidence", 1.0)
+	_ = o.Set("interpretation", interp)
+	arr := rt.NewArray(o)
+	for _, k := range []string{"utterance", "inputmode", "confidence", "interpretation"} {
+		_ = arr.Set(k, o.Get(k))
+	}
+	_ = c.appScope.Set("lastresult$", arr)
+	return o
+}
+
+func (c *execCtx) fillItem(f *formState, it *Item, v goja.Value, shadow *goja.Object) {
+	js := c.s.js
+	js.declare(f.scope, it.Name, v)
+	sh := js.rt.NewObject()
+	for _, k := range []string{"utterance", "inputmode", "confidence", "interpretation"} {
+		_ = sh.Set(k, shadow.Get(k))
+	}
+	js.declare(f.scope, it.Name+"$", sh)
+}
+
+func (c *execCtx) processMatch(f *formState, it *Item, g *activeGrammar, r srgs.Result, keys string) error {
+	s := c.s
+	js := s.js
+	js.setChain(c.chain(f.scope, nil))
+	interp, err := g.m.interp(js, r)
+	if err != nil {
+		return err
+	}
+	s.trace(TraceInput, "%q matched", keys)
+	res := c.setLastResult(keys, interp)
+	switch {
+	case g.link != nil:
+		return c.follow(g.link.Next, g.link.Expr, g.link.Event, g.link.EventExpr, g.link.Message, g.link.MessageExpr)
+	case g.choice != nil:
+		ch := g.choice
+		return c.follow(ch.Next, ch.Expr, ch.Event, ch.EventExpr, ch.Message, ch.MessageExpr)
+	}
+	just := map[*Item]bool{}
+	if g.form {
+		obj, _ := interp.(*goja.Object)
+		for _, x := range f.dlg.Items {
+			if x.Kind != ItemField || obj == nil {
+				continue
+			}
+			if v := obj.Get(x.Slot); v != nil && !goja.IsUndefined(v) {
+				c.fillItem(f, x, v, res)
+				just[x] = true
+			}
+		}
+		if len(just) == 0 {
+			return &Event{Name: EventNoMatch, Message: "no slot filled"}
+		}
+		for _, x := range f.dlg.Items {
+			if x.Kind == ItemInitial {
+				js.declare(f.scope, x.Name, js.rt.ToValue(true))
+			}
+		}
+	} else {
+		v := interp
+		if obj, ok := interp.(*goja.Object); ok && obj.ClassName() == "Object" {
+			if sv := obj.Get(it.Slot); sv != nil && !goja.IsUndefined(sv) {
+				v = sv
+			}
+		}
+		c.fillItem(f, it, v, res)
+		just[it] = true
+	}
+	return c.fillProcess(f, just)
+}
+
+// follow implements a matched <link> or <choice>.
+func (c *execCtx) follow(next, expr, event, eventExpr, msg, msgExpr string) error {
+	if event != "" || eventExpr != "" {
+		name, err := c.attrOrExpr(event, eventExpr)
+		if err != nil {
+			return err
+		}
+		m, err := c.attrOrExpr(msg, msgExpr)
+		if err != nil {
+			return err
+		}
+		return &Event{Name: name, Message: m}
+	}
+	target := next
+	if expr != "" {
+		v, err := c.s.js.evalString(expr)
+		if err != nil {
+			return err
+		}
+		target = v
+	}
+	return c.transitionTo(target, &FetchRequest{Method: "GET"}, nil)
+}
+
+func (c *execCtx) record(f *formState, it *Item) error {
+	s := c.s
+	if s.final {
+		return &transition{kind: trEnd}
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	req := &RecordRequest{
+		Beep:         it.Attrs["beep"] == "true",
+		MaxTime:      c.timeProp(it, "", it.Attrs["maxtime"], 0),
+		FinalSilence: c.timeProp(it, "", it.Attrs["finalsilence"], 0),
+		DTMFTerm:     it.Attrs["dtmfterm"] != "false",
+		Type:         it.Attrs["type"],
+	}
+	res, err := s.p.Record(s.ctx, req)
+	s.steps = 0
+	if err != nil {
+		return s.platformErr(err)
+	}
+	if res == nil || len(res.Audio) == 0 {
+		s.trace(TraceInput, "record: no audio")
+		return &Event{Name: EventNoInput}
+	}
+	js := s.js
+	s.trace(TraceInput, "record: %d bytes, %v", len(res.Audio), res.Duration)
+	js.declare(f.scope, it.Name, js.rt.ToValue(js.rt.NewArrayBuffer(res.Audio)))
+	sh := js.rt.NewObject()
+	_ = sh.Set("duration", res.Duration.Milliseconds())
+	_ = sh.Set("size", len(res.Audio))
+	if res.TermChar != 0 {
+		_ = sh.Set("termchar", string(res.TermChar))
+	} else {
+		_ = sh.Set("termchar", goja.Null())
+	}
+	_ = sh.Set("maxtime", res.MaxTime)
+	js.declare(f.scope, it.Name+"$", sh)
+	return c.fillProcess(f, map[*Item]bool{it: true})
+}
+
+func (c *execCtx) transfer(f *formState, it *Item) error {
+	s := c.s
+	js := s.js
+	if s.final {
+		return &transition{kind: trEnd}
+	}
+	dest := it.Attrs["dest"]
+	if e := it.Attrs["destexpr"]; e != "" {
+		v, err := js.evalString(e)
+		if err != nil {
+			return err
+		}
+		dest = v
+	}
+	aai := it.Attrs["aai"]
+	if e := it.Attrs["aaiexpr"]; e != "" {
+		v, err := js.evalString(e)
+		if err != nil {
+			return err
+		}
+		aai = v
+	}
+	typ := it.Attrs["type"]
+	if typ == "" {
+		typ = "blind"
+		if it.Attrs["bridge"] == "true" {
+			typ = "bridge"
+		}
+	}
+	if typ != "blind" && typ != "bridge" && typ != "consultation" {
+		return badfetchf("transfer type %q", typ)
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	req := &TransferRequest{Dest: dest, Type: typ, AAI: aai,
+		ConnectTimeout: c.timeProp(it, "", it.Attrs["connecttimeout"], 30*time.Second),
+		MaxTime:        c.timeProp(it, "", it.Attrs["maxtime"], 0)}
+	s.trace(TraceItem, "transfer %s to %s", typ, dest)
+	res, err := s.p.Transfer(s.ctx, req)
+	s.steps = 0
+	if err != nil {
+		var ev *Event
+		if errors.As(err, &ev) || errors.Is(err, ErrHangup) {
+			return s.platformErr(err)
+		}
+		return &Event{Name: EventConnection, Message: err.Error()}
+	}
+	if typ == "blind" {
+		s.final = true
+		s.endReason = ReasonTransfer
+		return &Event{Name: EventTransferred}
+	}
+	status := TransferUnknown
+	var dur time.Duration
+	if res != nil {
+		status, dur = res.Status, res.Duration
+	}
+	js.declare(f.scope, it.Name, js.rt.ToValue(status))
+	sh := js.rt.NewObject()
+	_ = sh.Set("duration", dur.Milliseconds()/1000)
+	_ = sh.Set("inputmode", goja.Null())
+	js.declare(f.scope, it.Name+"$", sh)
+	return c.fillProcess(f, map[*Item]bool{it: true})
+}
+
+// subdialog runs a subdialog in a new execution context and returns its
+// <return> values as the item value.
+func (c *execCtx) subdialog(f *formState, it *Item) error {
+	s := c.s
+	js := s.js
+	if c.depth+1 > s.cfg.MaxSubdialogDepth {
+		return semanticf("subdialog nesting deeper than %d", s.cfg.MaxSubdialogDepth)
+	}
+	src := it.Attrs["src"]
+	if e := it.Attrs["srcexpr"]; e != "" {
+		v, err := js.evalString(e)
+		if err != nil {
+			return err
+		}
+		src = v
+	}
+	params := map[string]goja.Value{}
+	for _, p := range it.Params {
+		if p.Expr != "" {
+			v, err := js.eval(p.Expr)
+			if err != nil {
+				return err
+			}
+			params[p.Name] = v
+		} else {
+			params[p.Name] = js.rt.ToValue(p.Value)
+		}
+	}
+	vals, err := c.submitValues(strings.Fields(it.Attrs["namelist"]))
+	if err != nil {
+		return err
+	}
+	child := &execCtx{s: s, parent: c, depth: c.depth + 1, params: params}
+	var tr *transition
+	if strings.HasPrefix(src, "#") {
+		id := src[1:]
+		if c.doc.Dialog(id) == nil {
+			return badfetchf("subdialog %q not found", src)
+		}
+		tr = &transition{kind: trDialog, doc: c.doc, root: c.app, newDoc: true, dialog: id}
+	} else {
+		method := strings.ToUpper(it.Attrs["method"])
+		enctype := it.Attrs["enctype"]
+		if enctype == "" {
+			enctype = EnctypeURLEncoded
+		}
+		doc, root, err := s.loadDocument(c, src, &FetchRequest{Method: method, Enctype: enctype, Values: vals}, it.Attrs)
+		if err != nil {
+			return err
+		}
+		_, frag, _ := strings.Cut(src, "#")
+		tr = &transition{kind: trDialog, doc: doc, root: root, newDoc: true, dialog: frag}
+	}
+	// child.app is nil: a subdialog always gets a new application context,
+	// even when it shares the caller's root document.
+	s.trace(TraceItem, "subdialog %s depth %d", src, child.depth)
+	ret, err := child.run(tr)
+	js.setChain(c.chain(f.scope, nil))
+	if err != nil {
+		return err
+	}
+	if ret.kind != trReturn {
+		return ret // exit or end propagate to the top
+	}
+	if ret.event != nil {
+		return ret.event
+	}
+	obj := js.rt.NewObject()
+	for _, n := range ret.names {
+		_ = obj.Set(n, ret.values[n])
+	}
+	js.declare(f.scope, it.Name, obj)
+	return c.fillProcess(f, map[*Item]bool{it: true})
+}

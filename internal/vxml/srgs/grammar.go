@@ -1,0 +1,239 @@
+// Package srgs implements W3C Speech Recognition Grammar Specification 1.0
+// grammars in their XML and ABNF forms for DTMF input: parsing, an
+// incremental matcher that tells a complete match from a prefix that could
+// still continue, and Semantic Interpretation for Speech Recognition (SISR
+// 1.0) of a match with an ECMAScript runtime.
+//
+// Supported: rules (public/private), one-of (with weights, ignored for DTMF),
+// item repeat "n", "n-m", "n-" and the ABNF <n>, <n-m>, <n-> forms, ruleref
+// to local rules, the special rules NULL, VOID and GARBAGE, token and tag
+// elements, tag-format semantics/1.0 (script) and semantics/1.0-literals.
+// External rule references are rejected at parse time.
+package srgs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+const (
+	// DefaultMatchBudget is the default number of matcher steps spent on one
+	// input before giving up (ambiguous grammars can otherwise explode).
+	DefaultMatchBudget = 200000
+	// MaxRuleDepth is the deepest nesting of rule references followed while
+	// matching; deeper (left-recursive) expansions fail to match.
+	MaxRuleDepth = 64
+	// MaxRepeat is the largest finite repeat count accepted in a grammar.
+	MaxRepeat = 1000
+)
+
+// ErrGrammar is wrapped by every grammar parse or validation error.
+var ErrGrammar = errors.New("invalid grammar")
+
+// Mode is the input mode of a grammar.
+type Mode string
+
+// Grammar modes.
+const (
+	ModeDTMF  Mode = "dtmf"
+	ModeVoice Mode = "voice"
+)
+
+// Grammar is a parsed and validated SRGS grammar. It is immutable and may be
+// shared by concurrent sessions.
+type Grammar struct {
+	Mode      Mode
+	Root      string
+	TagFormat string
+	Rules     map[string]*Rule
+	// Literal is true when tags are string literals (semantics/1.0-literals).
+	Literal bool
+}
+
+// Rule is one rule definition.
+type Rule struct {
+	ID     string
+	Public bool
+	Exp    Expansion
+}
+
+// Expansion is a node of a rule expansion: one of *Token, *Seq, *Alt,
+// *Repeat, *RuleRef, *Tag.
+type Expansion interface{ isExpansion() }
+
+// Token matches one input token (for DTMF one key: 0-9, *, #, A-D).
+type Token struct{ Text string }
+
+// Seq matches its items in order.
+type Seq struct{ Items []Expansion }
+
+// Alt matches one of its items; they are tried in document order.
+type Alt struct{ Items []Expansion }
+
+// Repeat matches Item between Min and Max times; Max < 0 means unbounded.
+type Repeat struct {
+	Min, Max int
+	Item     Expansion
+}
+
+// Special rule kinds for RuleRef.Special.
+const (
+	SpecialNone = iota
+	SpecialNull
+	SpecialVoid
+	SpecialGarbage
+)
+
+// RuleRef references a local rule by name, or a special rule.
+type RuleRef struct {
+	Name    string
+	Special int
+}
+
+// Tag carries semantic interpretation text.
+type Tag struct{ Text string }
+
+func (*Token) isExpansion()   {}
+func (*Seq) isExpansion()     {}
+func (*Alt) isExpansion()     {}
+func (*Repeat) isExpansion()  {}
+func (*RuleRef) isExpansion() {}
+func (*Tag) isExpansion()     {}
+
+// validate checks references and picks the root.
+func (g *Grammar) validate() error {
+	if len(g.Rules) == 0 {
+		return fmt.Errorf("%w: no rules", ErrGrammar)
+	}
+	if g.Root == "" {
+		return fmt.Errorf("%w: no root rule", ErrGrammar)
+	}
+	if _, ok := g.Rules[g.Root]; !ok {
+		return fmt.Errorf("%w: root rule %q is not defined", ErrGrammar, g.Root)
+	}
+	if strings.Contains(g.TagFormat, "literals") {
+		g.Literal = true
+	}
+	var check func(e Expansion) error
+	check = func(e Expansion) error {
+		switch x := e.(type) {
+		case *Seq:
+			for _, it := range x.Items {
+				if err := check(it); err != nil {
+					return err
+				}
+			}
+		case *Alt:
+			for _, it := range x.Items {
+				if err := check(it); err != nil {
+					return err
+				}
+			}
+		case *Repeat:
+			return check(x.Item)
+		case *RuleRef:
+			if x.Special == SpecialNone {
+				if _, ok := g.Rules[x.Name]; !ok {
+					return fmt.Errorf("%w: reference to undefined rule %q", ErrGrammar, x.Name)
+				}
+			}
+		}
+		return nil
+	}
+	for _, r := range g.Rules {
+		if err := check(r.Exp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseRepeat parses an SRGS repeat attribute: "n", "n-m", "n-".
+func parseRepeat(s string) (minRep, maxRep int, err error) {
+	s = strings.TrimSpace(s)
+	lo, hi, dash := strings.Cut(s, "-")
+	minRep, err = atoi(lo)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: repeat %q", ErrGrammar, s)
+	}
+	switch {
+	case !dash:
+		maxRep = minRep
+	case strings.TrimSpace(hi) == "":
+		maxRep = -1
+	default:
+		maxRep, err = atoi(hi)
+		if err != nil || maxRep < minRep {
+			return 0, 0, fmt.Errorf("%w: repeat %q", ErrGrammar, s)
+		}
+	}
+	if minRep > MaxRepeat || maxRep > MaxRepeat {
+		return 0, 0, fmt.Errorf("%w: repeat %q exceeds %d", ErrGrammar, s, MaxRepeat)
+	}
+	return minRep, maxRep, nil
+}
+
+func atoi(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 6 {
+		return 0, fmt.Errorf("bad number %q", s)
+	}
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("bad number %q", s)
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, nil
+}
+
+// isDTMFKey reports whether c is a DTMF key.
+func isDTMFKey(c rune) bool {
+	return (c >= '0' && c <= '9') || c == '*' || c == '#' || (c >= 'A' && c <= 'D')
+}
+
+// splitTokens splits token text; in DTMF mode runs of keys become one token
+// per key.
+func splitTokens(text string, mode Mode) ([]string, error) {
+	var out []string
+	for _, f := range strings.Fields(text) {
+		f = strings.Trim(f, `"`)
+		if f == "" {
+			continue
+		}
+		if mode == ModeDTMF {
+			for _, c := range f {
+				if !isDTMFKey(c) {
+					return nil, fmt.Errorf("%w: %q is not a DTMF token", ErrGrammar, f)
+				}
+				out = append(out, string(c))
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func tokensExp(toks []string) Expansion {
+	if len(toks) == 1 {
+		return &Token{Text: toks[0]}
+	}
+	s := &Seq{}
+	for _, t := range toks {
+		s.Items = append(s.Items, &Token{Text: t})
+	}
+	return s
+}
+
+func simplify(items []Expansion) Expansion {
+	switch len(items) {
+	case 0:
+		return &RuleRef{Special: SpecialNull}
+	case 1:
+		return items[0]
+	}
+	return &Seq{Items: items}
+}
