@@ -14,10 +14,11 @@ up() {
   : >"$ENV_FILE.tmp"
   dsn=$("$here/postgres.sh" start)
   echo "GVP_TEST_POSTGRES_DSN=$dsn" >>"$ENV_FILE.tmp"
-  for s in activemq consul sipp; do
-    if [ -x "$here/$s.sh" ]; then
-      "$here/$s.sh" start | sed -n 's/^export //p' >>"$ENV_FILE.tmp"
-    fi
+  # ActiveMQ on ports of its own: 61613 is the default of gvp local's embedded broker.
+  stomp=$(GVP_ACTIVEMQ_STOMP_PORT=${GVP_ACTIVEMQ_STOMP_PORT:-61713} GVP_ACTIVEMQ_PORT=${GVP_ACTIVEMQ_PORT:-61716} "$here/activemq.sh" start)
+  echo "GVP_TEST_ACTIVEMQ_STOMP=$stomp" >>"$ENV_FILE.tmp"
+  for s in consul sipp; do
+    "$here/$s.sh" start | sed -n 's/^export //p' >>"$ENV_FILE.tmp"
   done
   mv "$ENV_FILE.tmp" "$ENV_FILE"
   log "services up; environment in $ENV_FILE:"

@@ -2,15 +2,13 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"sync"
 
-	"github.com/go-stomp/stomp/v3/server"
 	"github.com/rs/zerolog"
 
 	"github.com/opengvp/gvp/internal/admin"
+	"github.com/opengvp/gvp/internal/bus"
 	"github.com/opengvp/gvp/internal/lifecycle"
 	"github.com/opengvp/gvp/roles/configsrv"
 	"github.com/opengvp/gvp/roles/mcp"
@@ -66,7 +64,7 @@ func (a *App) modules() []*lifecycle.Module {
 			Name: Broker, Hidden: true,
 			Description: "embedded in-process STOMP broker (local mode's stand-in for ActiveMQ)",
 			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
-				return &embeddedBroker{listen: a.Config().Broker.Listen, log: c.Log}, nil
+				return &embeddedBroker{b: bus.NewBroker(a.Config().Broker.Listen, c.Log)}, nil
 			},
 		},
 		{
@@ -129,36 +127,22 @@ func (a *App) brokerAddr() string {
 	return a.Config().Cluster.Broker
 }
 
-// embeddedBroker is go-stomp's in-memory STOMP server on a TCP listener.
+// embeddedBroker runs bus.Broker, the in-memory STOMP broker, as a module.
 type embeddedBroker struct {
-	listen string
-	log    zerolog.Logger
-	ln     net.Listener
+	b *bus.Broker
 }
 
-func (b *embeddedBroker) Start(context.Context) error {
-	ln, err := net.Listen("tcp", b.listen)
-	if err != nil {
-		return fmt.Errorf("embedded broker listen on %s: %w", b.listen, err)
+func (e *embeddedBroker) Start(context.Context) error {
+	if _, err := e.b.Start(); err != nil {
+		return fmt.Errorf("embedded broker: %w", err)
 	}
-	b.ln = ln
-	srv := &server.Server{}
-	// go-stomp's Serve never returns (its dispatcher loops forever); closing the listener
-	// stops new connections.
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
-			b.log.Debug().Err(err).Msg("embedded broker stopped")
-		}
-	}()
 	return nil
 }
 
-func (b *embeddedBroker) Addr() string                { return b.ln.Addr().String() }
-func (b *embeddedBroker) Ready() error                { return nil }
-func (b *embeddedBroker) Drain(context.Context) error { return nil }
-func (b *embeddedBroker) Endpoints() []lifecycle.Endpoint {
-	return []lifecycle.Endpoint{{Name: "stomp", Addr: b.Addr()}}
-}
-func (b *embeddedBroker) Stop(context.Context) error {
-	return b.ln.Close()
+func (e *embeddedBroker) Addr() string                { return e.b.Addr() }
+func (e *embeddedBroker) Ready() error                { return nil }
+func (e *embeddedBroker) Drain(context.Context) error { return nil }
+func (e *embeddedBroker) Stop(context.Context) error  { return e.b.Stop() }
+func (e *embeddedBroker) Endpoints() []lifecycle.Endpoint {
+	return []lifecycle.Endpoint{{Name: "stomp", Addr: e.Addr()}}
 }
