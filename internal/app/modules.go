@@ -9,6 +9,7 @@ import (
 
 	"github.com/opengvp/gvp/internal/admin"
 	"github.com/opengvp/gvp/internal/bus"
+	"github.com/opengvp/gvp/internal/discovery"
 	"github.com/opengvp/gvp/internal/lifecycle"
 	"github.com/opengvp/gvp/roles/configsrv"
 	"github.com/opengvp/gvp/roles/mcp"
@@ -25,6 +26,9 @@ const (
 	RM        = "rm"
 	MCP       = "mcp"
 	SD        = "sd"
+	// Registry is the service registry client (Consul, or in memory when cluster.consul is
+	// empty), shared by the mcp (which registers) and sd (which reads).
+	Registry = "registry"
 	// Local is the all-in-one target: every role and the embedded broker in one process.
 	Local = "local"
 )
@@ -68,6 +72,13 @@ func (a *App) modules() []*lifecycle.Module {
 			},
 		},
 		{
+			Name: Registry, Hidden: true,
+			Description: "service registry client: Consul at cluster.consul, or in memory when empty",
+			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
+				return newRegistryModule(a.Config().Cluster)
+			},
+		},
+		{
 			Name:        Configsrv,
 			Description: "configuration server: tenants, IVR profiles, DIDs, MCP pools; HTTP API with change watch",
 			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
@@ -98,14 +109,16 @@ func (a *App) modules() []*lifecycle.Module {
 			},
 		},
 		{
-			Name: SD, Deps: []string{Configsrv, MCP},
+			Name: SD, Deps: []string{Configsrv, MCP}, Requires: []string{Registry},
 			Description: "service discovery: keeps configsrv's MCP pool in step with the registry",
 			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
-				return sd.New(a.Config().SD, sd.Deps{Common: c, ConfigsrvURL: a.configsrvURL()})
+				cfg := a.Config()
+				return sd.New(cfg.SD, sd.Deps{Common: c, ConfigsrvURL: a.configsrvURL(),
+					ConfigsrvToken: cfg.Cluster.ConfigsrvToken, Registry: a.registry()})
 			},
 		},
 		{
-			Name: Local, Deps: []string{Broker, Configsrv, RS, MCP, RM, SD},
+			Name: Local, Deps: []string{Broker, Registry, Configsrv, RS, MCP, RM, SD},
 			Description: "every role in one process with embedded backends (SQLite, in-process broker, in-memory registry)",
 		},
 	}
@@ -125,6 +138,42 @@ func (a *App) brokerAddr() string {
 		return b.Addr()
 	}
 	return a.Config().Cluster.Broker
+}
+
+// registry returns the process's registry client (started by the Registry module).
+func (a *App) registry() discovery.Registry {
+	if r, ok := a.Mgr.Service(Registry).(*registryModule); ok {
+		return r.reg
+	}
+	return nil
+}
+
+// registryModule owns the registry client for the process's lifetime.
+type registryModule struct {
+	reg    discovery.Registry
+	closer func() error
+	where  string
+}
+
+func newRegistryModule(c ClusterConfig) (*registryModule, error) {
+	if c.Consul == "" {
+		// In memory, the registry runs the registered HTTP checks itself, as a Consul agent would.
+		m := discovery.NewMemory(discovery.WithHTTPChecks(nil))
+		return &registryModule{reg: m, closer: m.Close, where: "memory"}, nil
+	}
+	cs, err := discovery.NewConsul(c.Consul, discovery.WithConsulToken(c.ConsulToken))
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %s: %w", c.Consul, err)
+	}
+	return &registryModule{reg: cs, closer: func() error { return nil }, where: "consul " + c.Consul}, nil
+}
+
+func (r *registryModule) Start(context.Context) error { return nil }
+func (r *registryModule) Ready() error                { return nil }
+func (r *registryModule) Drain(context.Context) error { return nil }
+func (r *registryModule) Stop(context.Context) error  { return r.closer() }
+func (r *registryModule) Endpoints() []lifecycle.Endpoint {
+	return []lifecycle.Endpoint{{Name: "backend", Addr: r.where}}
 }
 
 // embeddedBroker runs bus.Broker, the in-memory STOMP broker, as a module.

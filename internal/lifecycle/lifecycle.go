@@ -49,6 +49,9 @@ type Module struct {
 	Name string
 	// Deps are modules started first when they are part of the same target.
 	Deps []string
+	// Requires are modules always started first, whatever the target (shared components such
+	// as the service registry client).
+	Requires []string
 	// Init constructs the service once its dependencies run. A module without Init is a group
 	// (like `local`): naming it as a target starts all of its dependencies.
 	Init func(c Common) (Service, error)
@@ -139,6 +142,11 @@ func (m *Manager) Order(targets []string) ([]string, error) {
 			return nil
 		}
 		want[t] = true
+		for _, r := range mod.Requires {
+			if err := add(r); err != nil {
+				return err
+			}
+		}
 		if mod.Init == nil { // a group pulls in all its dependencies
 			for _, d := range mod.Deps {
 				if err := add(d); err != nil {
@@ -164,7 +172,7 @@ func (m *Manager) Order(targets []string) ([]string, error) {
 			return nil
 		}
 		state[n] = 1
-		deps := append([]string(nil), m.modules[n].Deps...)
+		deps := append(append([]string(nil), m.modules[n].Deps...), m.modules[n].Requires...)
 		sort.Strings(deps)
 		for _, d := range deps {
 			if !want[d] {

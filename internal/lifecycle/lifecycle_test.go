@@ -64,7 +64,9 @@ func newHarness() (*harness, *Manager) {
 		h.module("rs", "configsrv", "broker"),
 		h.module("mcp", "configsrv", "broker"),
 		h.module("rm", "configsrv", "broker", "mcp"),
-		{Name: "local", Deps: []string{"broker", "configsrv", "rs", "mcp", "rm"}},
+		h.module("registry"),
+		func() *Module { m := h.module("sd", "configsrv"); m.Requires = []string{"registry"}; return m }(),
+		{Name: "local", Deps: []string{"broker", "configsrv", "rs", "mcp", "rm", "sd"}},
 	}
 	return h, NewManager(zerolog.Nop(), mods, prometheus.NewRegistry)
 }
@@ -75,9 +77,10 @@ func TestOrder(t *testing.T) {
 		targets []string
 		want    []string
 	}{
-		{[]string{"local"}, []string{"broker", "configsrv", "mcp", "rm", "rs"}},
+		{[]string{"local"}, []string{"broker", "configsrv", "mcp", "rm", "rs", "registry", "sd"}},
 		{[]string{"rm"}, []string{"rm"}}, // alone, its dependencies are remote
 		{[]string{"rm", "mcp"}, []string{"mcp", "rm"}},
+		{[]string{"sd"}, []string{"registry", "sd"}}, // Requires are pulled in alone too
 	}
 	for _, tc := range cases {
 		got, err := m.Order(tc.targets)
@@ -120,10 +123,10 @@ func TestStartDrainStopOrder(t *testing.T) {
 			stops = append(stops, n)
 		}
 	}
-	if !reflect.DeepEqual(starts, []string{"broker", "configsrv", "mcp", "rm", "rs"}) {
+	if !reflect.DeepEqual(starts, []string{"broker", "configsrv", "mcp", "rm", "rs", "registry", "sd"}) {
 		t.Fatalf("start order %v", starts)
 	}
-	if !reflect.DeepEqual(stops, []string{"rs", "rm", "mcp", "configsrv", "broker"}) {
+	if !reflect.DeepEqual(stops, []string{"sd", "registry", "rs", "rm", "mcp", "configsrv", "broker"}) {
 		t.Fatalf("stop order %v", stops)
 	}
 }
