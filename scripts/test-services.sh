@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test-services.sh up|down — start (installing when missing) every external service the tests
 # use, and write their addresses to $GVP_SERVICES_DIR/env for `make test` to source:
-#   GVP_TEST_POSTGRES_DSN, GVP_TEST_ACTIVEMQ_STOMP, GVP_TEST_CONSUL, GVP_TEST_SIPP.
+#   GVP_TEST_POSTGRES_DSN, GVP_TEST_ACTIVEMQ_STOMP, GVP_TEST_CONSUL, GVP_TEST_SIPP,
+#   GVP_TEST_CHROMIUM.
 # `down` stops only what these scripts started.
 set -euo pipefail
 SERVICE=services
@@ -17,7 +18,7 @@ up() {
   # ActiveMQ on ports of its own: 61613 is the default of gvp local's embedded broker.
   stomp=$(GVP_ACTIVEMQ_STOMP_PORT=${GVP_ACTIVEMQ_STOMP_PORT:-61713} GVP_ACTIVEMQ_PORT=${GVP_ACTIVEMQ_PORT:-61716} "$here/activemq.sh" start)
   echo "GVP_TEST_ACTIVEMQ_STOMP=$stomp" >>"$ENV_FILE.tmp"
-  for s in consul sipp; do
+  for s in consul sipp chromium; do
     "$here/$s.sh" start | sed -n 's/^export //p' >>"$ENV_FILE.tmp"
   done
   mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -26,7 +27,7 @@ up() {
 }
 
 down() {
-  for s in sipp consul activemq postgres; do
+  for s in chromium sipp consul activemq postgres; do
     [ -x "$here/$s.sh" ] && "$here/$s.sh" stop || true
   done
   rm -f "$ENV_FILE"

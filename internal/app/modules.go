@@ -91,7 +91,8 @@ func (a *App) modules() []*lifecycle.Module {
 			Description: "reporting server: stores billing records from the broker, serves /ems-rs/ reports",
 			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
 				cfg := a.Config()
-				return rs.New(cfg.RS, rs.Deps{Common: c, DataDir: cfg.DataDir, Broker: a.brokerAddr()})
+				return rs.New(cfg.RS, rs.Deps{Common: c, DataDir: cfg.DataDir, Broker: a.brokerAddr(),
+					BrokerLogin: cfg.Cluster.BrokerLogin, BrokerPasscode: cfg.Cluster.BrokerPasscode})
 			},
 		},
 		{

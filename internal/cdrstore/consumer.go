@@ -131,12 +131,21 @@ type Consumer struct {
 	mu       sync.Mutex
 	notReady error
 
-	stored   atomic.Int64
-	rejected atomic.Int64
+	stored     atomic.Int64
+	rejected   atomic.Int64
+	duplicates atomic.Int64
+	dbErrors   atomic.Int64
+	// pending counts messages received in the batch being built or stored,
+	// not yet acknowledged; sub is the live subscription (its buffer holds
+	// messages the broker pushed that the batch loop has not read yet).
+	pending atomic.Int64
+	sub     atomic.Pointer[bus.Subscriber]
 
-	recordsTotal  *prometheus.CounterVec
-	rejectedTotal prometheus.Counter
-	batchSeconds  prometheus.Histogram
+	recordsTotal    *prometheus.CounterVec
+	rejectedTotal   prometheus.Counter
+	duplicatesTotal prometheus.Counter
+	dbErrorsTotal   prometheus.Counter
+	batchSeconds    prometheus.Histogram
 }
 
 // NewConsumer returns a Consumer for store. Start it with Run.
@@ -152,6 +161,12 @@ func NewConsumer(cfg ConsumerConfig, store Store) (*Consumer, error) {
 		rejectedTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gvp_rs_records_rejected_total", Help: "Messages that were not valid records (logged and acknowledged).",
 		}),
+		duplicatesTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gvp_rs_records_duplicate_total", Help: "Records received again that changed nothing (redeliveries), acknowledged.",
+		}),
+		dbErrorsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gvp_rs_db_errors_total", Help: "Batches the database failed to store (nothing acknowledged; retried).",
+		}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "gvp_rs_batch_commit_seconds", Help: "Time to store one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
@@ -166,7 +181,12 @@ func NewConsumer(cfg ConsumerConfig, store Store) (*Consumer, error) {
 			}
 			return 0
 		})
-		for _, m := range []prometheus.Collector{c.recordsTotal, c.rejectedTotal, c.batchSeconds, ready} {
+		queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gvp_rs_queue_size",
+			Help: "Messages the broker delivered to rs that are not stored and acknowledged yet (consumer lag).",
+		}, func() float64 { return float64(c.QueueSize()) })
+		for _, m := range []prometheus.Collector{c.recordsTotal, c.rejectedTotal, c.duplicatesTotal, c.dbErrorsTotal,
+			c.batchSeconds, ready, queue} {
 			if err := r.Register(m); err != nil {
 				return nil, fmt.Errorf("register consumer metrics: %w", err)
 			}
@@ -201,6 +221,25 @@ func (c *Consumer) Stored() int64 { return c.stored.Load() }
 // Rejected returns how many invalid messages were dropped.
 func (c *Consumer) Rejected() int64 { return c.rejected.Load() }
 
+// Duplicates returns how many records were received again and changed
+// nothing (counted when the store reports it; see ApplyResult).
+func (c *Consumer) Duplicates() int64 { return c.duplicates.Load() }
+
+// DBErrors returns how many batches the database failed to store.
+func (c *Consumer) DBErrors() int64 { return c.dbErrors.Load() }
+
+// QueueSize returns the consumer lag: messages the broker delivered that
+// are not stored and acknowledged yet (the batch in progress plus those
+// waiting in the subscription's buffer). Messages still in the broker's
+// queue (not yet pushed, beyond the prefetch window) are not counted.
+func (c *Consumer) QueueSize() int {
+	n := int(c.pending.Load())
+	if sub := c.sub.Load(); sub != nil {
+		n += len(sub.C())
+	}
+	return n
+}
+
 // Run consumes until ctx ends, reconnecting to the broker and waiting for
 // the database as needed. It returns nil when ctx ends.
 func (c *Consumer) Run(ctx context.Context) error {
@@ -223,7 +262,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		}
 		c.setReady(nil)
+		c.sub.Store(sub)
 		err = c.consume(ctx, sub, backoff)
+		c.sub.Store(nil)
+		c.pending.Store(0)
 		_ = sub.Close()
 		if ctx.Err() != nil {
 			break
@@ -257,6 +299,9 @@ func (c *Consumer) consume(ctx context.Context, sub *bus.Subscriber, backoff *bu
 	batch := make([]bus.Delivery, 0, c.cfg.BatchSize)
 	for {
 		batch = batch[:0]
+		if ctx.Err() != nil { // select picks at random when both are ready
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -265,6 +310,7 @@ func (c *Consumer) consume(ctx context.Context, sub *bus.Subscriber, backoff *bu
 				return fmt.Errorf("broker connection ended: %w", sub.Err())
 			}
 			batch = append(batch, d)
+			c.pending.Add(1)
 		}
 		deadline := time.Now().Add(c.cfg.BatchLinger)
 	collect:
@@ -280,6 +326,7 @@ func (c *Consumer) consume(ctx context.Context, sub *bus.Subscriber, backoff *bu
 					return fmt.Errorf("broker connection ended: %w", sub.Err())
 				}
 				batch = append(batch, d)
+				c.pending.Add(1)
 			case <-idle.C:
 				break collect
 			}
@@ -297,6 +344,7 @@ func (c *Consumer) consume(ctx context.Context, sub *bus.Subscriber, backoff *bu
 			if err := sub.Ack(d); err != nil {
 				return err
 			}
+			c.pending.Add(-1)
 		}
 		backoff.Reset()
 	}
@@ -327,12 +375,27 @@ func (c *Consumer) storeBatch(ctx context.Context, batch []bus.Delivery) error {
 		}
 	}
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.CommitTimeout)
+	// The batch is stored even when ctx ends meanwhile (a drain): the
+	// commit completes and the messages are acknowledged before Run returns.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.CommitTimeout)
 	defer cancel()
-	if err := c.store.Apply(cctx, b); err != nil {
+	var dups int
+	var err error
+	if ac, ok := c.store.(applyCounter); ok {
+		var res ApplyResult
+		res, err = ac.ApplyCount(cctx, b)
+		dups = res.Duplicates
+	} else {
+		err = c.store.Apply(cctx, b)
+	}
+	if err != nil {
+		c.dbErrors.Add(1)
+		c.dbErrorsTotal.Inc()
 		return dbError{fmt.Errorf("store batch of %d records: %w", b.Len(), err)}
 	}
 	c.batchSeconds.Observe(time.Since(start).Seconds())
+	c.duplicates.Add(int64(dups))
+	c.duplicatesTotal.Add(float64(dups))
 	c.stored.Add(int64(b.Len()))
 	c.recordsTotal.WithLabelValues(billing.CDRDestination).Add(float64(len(b.CDRs)))
 	c.recordsTotal.WithLabelValues(billing.EventDestination).Add(float64(len(b.Events)))

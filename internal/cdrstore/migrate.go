@@ -57,6 +57,7 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX events_session ON events (session_id, ts_us)`,
 	}},
+	{2, aggregateSchema},
 }
 
 // migrationLockID is the PostgreSQL advisory lock that serialises

@@ -55,7 +55,13 @@ func OpenSQLite(ctx context.Context, dataDir string) (*SQLStore, error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	path := filepath.Join(dataDir, DefaultSQLiteFile)
+	return OpenSQLiteFile(ctx, filepath.Join(dataDir, DefaultSQLiteFile))
+}
+
+// OpenSQLiteFile opens (creating if needed) the SQLite database at path, with
+// the settings of OpenSQLite, and applies the schema migrations. The folder
+// must exist.
+func OpenSQLiteFile(ctx context.Context, path string) (*SQLStore, error) {
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
@@ -147,14 +153,23 @@ var cdrUpdate = func() string {
 
 // Apply implements Store.
 func (s *SQLStore) Apply(ctx context.Context, b Batch) error {
+	_, err := s.ApplyCount(ctx, b)
+	return err
+}
+
+// ApplyCount is Apply that also reports how many records changed nothing
+// (duplicates). See ApplyResult.
+func (s *SQLStore) ApplyCount(ctx context.Context, b Batch) (ApplyResult, error) {
+	var res ApplyResult
 	if b.Len() == 0 {
-		return nil
+		return res, nil
 	}
-	cdrs := mergeCDRs(b.CDRs)
+	cdrs, dupCDRs := mergeCDRs(b.CDRs)
 	events := uniqueEvents(b.Events)
+	res.Duplicates = dupCDRs + len(b.Events) - len(events)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return ApplyResult{}, fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	now := time.Now().UnixMicro()
@@ -168,9 +183,11 @@ func (s *SQLStore) Apply(ctx context.Context, b Batch) error {
 				c.Duration.Milliseconds(), string(c.EndReason), c.EndDetail, c.EndCode, now)
 		}
 		q := "INSERT INTO cdrs (" + cdrColumns + ") VALUES " + placeholders(len(chunk), cdrColumnCount) + cdrUpdate
-		if _, err := tx.ExecContext(ctx, s.rebind(q), args...); err != nil {
-			return fmt.Errorf("store %d cdrs: %w", len(chunk), err)
+		r, err := tx.ExecContext(ctx, s.rebind(q), args...)
+		if err != nil {
+			return ApplyResult{}, fmt.Errorf("store %d cdrs: %w", len(chunk), err)
 		}
+		res.Duplicates += unchanged(r, len(chunk))
 	}
 	for start := 0; start < len(events); start += rowsPerInsert {
 		chunk := events[start:min(start+rowsPerInsert, len(events))]
@@ -180,32 +197,49 @@ func (s *SQLStore) Apply(ctx context.Context, b Batch) error {
 		}
 		q := "INSERT INTO events (record_id, session_id, ts_us, kind, detail, stored_us) VALUES " +
 			placeholders(len(chunk), 6) + " ON CONFLICT (record_id) DO NOTHING"
-		if _, err := tx.ExecContext(ctx, s.rebind(q), args...); err != nil {
-			return fmt.Errorf("store %d events: %w", len(chunk), err)
+		r, err := tx.ExecContext(ctx, s.rebind(q), args...)
+		if err != nil {
+			return ApplyResult{}, fmt.Errorf("store %d events: %w", len(chunk), err)
 		}
+		res.Duplicates += unchanged(r, len(chunk))
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return ApplyResult{}, fmt.Errorf("commit: %w", err)
 	}
-	return nil
+	res.Stored = b.Len() - res.Duplicates
+	return res, nil
+}
+
+// unchanged returns how many of n rows an INSERT ... ON CONFLICT left alone.
+func unchanged(r sql.Result, n int) int {
+	a, err := r.RowsAffected()
+	if err != nil || a > int64(n) {
+		return 0
+	}
+	return n - int(a)
 }
 
 // mergeCDRs keeps one record per id, preferring a completed one, since one
-// INSERT may not touch the same row twice.
-func mergeCDRs(in []*billing.CDR) []*billing.CDR {
+// INSERT may not touch the same row twice. It also returns the number of
+// records dropped as duplicates (a start superseded by its end in the same
+// batch is not one).
+func mergeCDRs(in []*billing.CDR) ([]*billing.CDR, int) {
 	idx := make(map[string]int, len(in))
 	out := make([]*billing.CDR, 0, len(in))
+	dups := 0
 	for _, c := range in {
 		if i, ok := idx[c.ID]; ok {
 			if out[i].State != billing.StateCompleted && c.State == billing.StateCompleted {
 				out[i] = c
+			} else {
+				dups++
 			}
 			continue
 		}
 		idx[c.ID] = len(out)
 		out = append(out, c)
 	}
-	return out
+	return out, dups
 }
 
 func uniqueEvents(in []*billing.Event) []*billing.Event {

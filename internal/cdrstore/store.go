@@ -95,12 +95,12 @@ type UsageQuery struct {
 
 // TenantUsage is one tenant's usage.
 type TenantUsage struct {
-	TenantID         string `json:"tenant_id"`
-	TenantName       string `json:"tenant_name"`
-	InProgress       int    `json:"in_progress"`
-	ArrivalsThisHour int    `json:"arrivals_this_hour"`
-	ArrivalsToday    int    `json:"arrivals_today"`
-	PeakToday        int    `json:"peak_concurrency_today"`
+	TenantID         string `json:"tenant_id" xml:"tenant-id"`
+	TenantName       string `json:"tenant_name" xml:"tenant-name"`
+	InProgress       int    `json:"in_progress" xml:"in-progress"`
+	ArrivalsThisHour int    `json:"arrivals_this_hour" xml:"arrivals-this-hour"`
+	ArrivalsToday    int    `json:"arrivals_today" xml:"arrivals-today"`
+	PeakToday        int    `json:"peak_concurrency_today" xml:"peak-concurrency-today"`
 }
 
 // IntervalQuery asks for arrivals and peak concurrency per interval.
@@ -121,9 +121,9 @@ type IntervalQuery struct {
 // IntervalStat is the traffic of one tenant and profile in one interval.
 // Intervals without traffic are left out.
 type IntervalStat struct {
-	Start           time.Time `json:"start"`
-	TenantID        string    `json:"tenant_id"`
-	Profile         string    `json:"profile"`
-	Arrivals        int       `json:"arrivals"`
-	PeakConcurrency int       `json:"peak_concurrency"`
+	Start           time.Time `json:"start" xml:"start"`
+	TenantID        string    `json:"tenant_id" xml:"tenant-id"`
+	Profile         string    `json:"profile" xml:"profile"`
+	Arrivals        int       `json:"arrivals" xml:"arrivals"`
+	PeakConcurrency int       `json:"peak_concurrency" xml:"peak-concurrency"`
 }
