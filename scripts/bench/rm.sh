@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# rm.sh — call-rate benchmark of gvp's rm against Kamailio 5.6 on the same load:
+# sipp UAC -> proxy -> 2 sipp UAS (round robin), at increasing rates. For each proxy it prints
+# the highest calls/s completed with 0 failed calls and the p99 INVITE->200 time at that rate,
+# then the ratio gvp/Kamailio.
+#
+# Usage: scripts/bench/rm.sh [rates...]     (default rates: 1000 2000 3000 4000 5000 6000 8000)
+# Env:   STEP_SECONDS (default 4): duration of each rate step.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+RATES=${*:-1000 2000 3000 4000 5000 6000 8000}
+STEP=${STEP_SECONDS:-4}
+W=$(mktemp -d /tmp/gvp-bench-rm.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+command -v sipp >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester >/dev/null; }
+command -v kamailio >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y kamailio >/dev/null; }
+
+UAS1=15071 UAS2=15072 RM=15060 KAM=15062
+SC="$ROOT/roles/rm/testdata"
+
+start_uas() { # port media-port
+  ( cd "$W"; exec sipp -sf "$SC/uas_rr.xml" -i 127.0.0.1 -p "$1" -mi 127.0.0.1 -mp "$2" -aa -nostdin \
+      -buff_size 4194304 >/dev/null 2>&1 ) &
+  PIDS+=($!)
+}
+start_uas $UAS1 16000
+start_uas $UAS2 16100
+
+echo "building gvp" >&2
+go build -o "$W/gvp" .
+cat > "$W/objects.yaml" <<YAML
+kind: Tenant
+name: t100
+id: 80dd
+defaultApplication: app
+---
+kind: Pool
+name: bench
+loadBalance: round-robin
+monitor: {method: none}
+---
+kind: IVRProfile
+name: app
+tenant: t100
+initialPage: http://127.0.0.1:8000/app.vxml
+---
+kind: MCP
+name: uas1
+pool: bench
+address: 127.0.0.1:$UAS1
+capacity: 100000
+---
+kind: MCP
+name: uas2
+pool: bench
+address: 127.0.0.1:$UAS2
+capacity: 100000
+YAML
+"$W/gvp" rm --set log.level=warn --set rm.sip.listen=127.0.0.1:$RM --set rm.sip.transports=udp \
+  --set rm.admin.listen=127.0.0.1:0 --set rm.static_config="$W/objects.yaml" >"$W/rm.log" 2>&1 &
+RMPID=$!
+PIDS+=($RMPID)
+
+printf '1 sip:127.0.0.1:%s 0 0\n1 sip:127.0.0.1:%s 0 0\n' $UAS1 $UAS2 >"$W/dispatcher.list"
+sed -e "s|@PORT@|$KAM|" -e "s|@DISPATCHER@|$W/dispatcher.list|" scripts/kamailio/kamailio.cfg >"$W/kamailio.cfg"
+kamailio -f "$W/kamailio.cfg" -DD -E -x tlsf -m 2048 -M 16 -Y "$W" >"$W/kamailio.log" 2>&1 &
+KAMPID=$!
+PIDS+=($KAMPID)
+sleep 1.5
+kill -0 $RMPID 2>/dev/null || { cat "$W/rm.log"; exit 1; }
+kill -0 $KAMPID 2>/dev/null || { cat "$W/kamailio.log"; exit 1; }
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU ticks (1/100 s) of a proxy: the process and its children (Kamailio forks workers).
+group_ticks() { local s=0 p; for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+  s=$((s + $(cpu_ticks "$p"))); done; echo $s; }
+
+# The bench caller has no pause between ACK and BYE: a 180 that a multi-process proxy relays
+# after the 200 is then taken by the optional 180 before the BYE's 200 instead of failing the
+# call during the pause.
+sed '/<pause\/>/d' "$SC/uac_rr.xml" >"$W/uac_bench.xml"
+
+# run_step TARGET-PORT RATE -> prints "failed p99ms"
+run_step() {
+  local port=$1 rate=$2 n=$(( $2 * STEP ))
+  rm -f "$W"/uac_bench_*_rtt.csv
+  ( cd "$W"; timeout $((STEP + 40)) sipp 127.0.0.1:"$port" -sf "$W/uac_bench.xml" -s 5551000 -i 127.0.0.1 -p 15090 \
+      -mi 127.0.0.1 -mp 16200 -m "$n" -r "$rate" -l 20000 -nostdin -timeout $((STEP + 30))s -recv_timeout 5s \
+      -buff_size 4194304 -trace_rtt -rtt_freq 1 -trace_stat -fd 1 >"$W/uac.out" 2>&1 ) || true
+  local failed ok
+  failed=$(grep -E "Failed call" "$W/uac.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
+  ok=$(grep -E "Successful call" "$W/uac.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
+  [ -n "$ok" ] || ok=0
+  [ -n "$failed" ] || failed=$n
+  [ "$ok" -lt "$n" ] && failed=$(( n - ok > failed ? n - ok : failed ))
+  local p99
+  p99=$(cat "$W"/uac_bench_*_rtt.csv 2>/dev/null | awk -F';' 'NR>1 && $2 ~ /^[0-9.]+$/ {print $2}' | sort -n |
+        awk '{a[NR]=$1} END {if (NR==0) print "n/a"; else {i=int(NR*0.99); if (i<1) i=1; printf "%.2f", a[i]}}')
+  echo "$failed $p99"
+}
+
+bench() { # name port pid
+  local name=$1 port=$2 pid=$3 best=0 bestp99=n/a
+  for r in $RATES; do
+    local t0 t1 res failed p99
+    t0=$(group_ticks "$pid")
+    res=$(run_step "$port" "$r"); failed=${res% *}; p99=${res#* }
+    t1=$(group_ticks "$pid")
+    local cpu_us=$(( (t1 - t0) * 10000 / (r * STEP) ))
+    printf '%-9s %6d calls/s: failed=%-6s p99=%s ms  cpu/call=%d us\n' "$name" "$r" "$failed" "$p99" "$cpu_us" >&2
+    if [ "$failed" = 0 ]; then best=$r; bestp99=$p99; else break; fi
+    sleep 2
+  done
+  echo "$best $bestp99"
+}
+
+gvp=$(bench gvp-rm $RM $RMPID)
+kam=$(bench kamailio $KAM $KAMPID)
+echo
+printf 'gvp rm:   %s calls/s with 0 failures, p99 %s ms\n' "${gvp% *}" "${gvp#* }"
+printf 'kamailio: %s calls/s with 0 failures, p99 %s ms\n' "${kam% *}" "${kam#* }"
+awk -v g="${gvp% *}" -v k="${kam% *}" 'BEGIN { if (k > 0) printf "ratio gvp/kamailio: %.2f\n", g / k }'
