@@ -1,0 +1,83 @@
+package mcp
+
+import (
+	"context"
+	"time"
+
+	"github.com/opengvp/gvp/internal/media"
+)
+
+// Application runs the service of an answered call. Run is called on the call's own
+// goroutine right after the 200 OK; ctx is cancelled when the call ends (the caller hung up,
+// the session expired, the mcp stops). When Run returns the mcp hangs up with BYE unless the
+// call has already ended; an error other than ErrCallEnded ends it with reason "error".
+//
+// The VoiceXML interpreter sits behind this interface (Deps.VoiceXML): a vxml.Platform
+// implementation maps Play to Call.Play (barge-in), WaitDigit to Call.WaitDigit, Record to
+// Call.Record, blind Transfer to Call.Refer, bridge Transfer to MCP.Dial, Disconnect to
+// Call.Hangup.
+type Application interface {
+	Run(ctx context.Context, c *Call) error
+}
+
+// unwiredVoiceXMLHangup is how long a VoiceXML call is kept up when no VoiceXML runner is
+// wired (Deps.VoiceXML nil) before the mcp hangs up.
+const unwiredVoiceXMLHangup = 2 * time.Second
+
+// unwiredVoiceXML answers VoiceXML calls when no runner is wired: it logs why, plays nothing
+// and hangs up after unwiredVoiceXMLHangup.
+type unwiredVoiceXML struct{}
+
+func (unwiredVoiceXML) Run(ctx context.Context, c *Call) error {
+	c.log.Warn().Str("url", c.entry.URL).Msg("voicexml runner not wired in this mcp: hanging up")
+	t := time.NewTimer(unwiredVoiceXMLHangup)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// fetchError marks a failure to load a prompt.
+type fetchError struct{ err error }
+
+func (e *fetchError) Error() string { return e.err.Error() }
+func (e *fetchError) Unwrap() error { return e.err }
+
+// announcement is the RFC 4240 service: play the audio Repeat times (0 = until the caller
+// hangs up or Duration ends) with Delay of silence between plays, then return (BYE).
+type announcement struct {
+	loader  AudioLoader
+	timeout time.Duration
+}
+
+func (a announcement) Run(ctx context.Context, c *Call) error {
+	lctx, cancel := context.WithTimeout(ctx, a.timeout)
+	samples, err := a.loader.LoadAudio(lctx, c.entry.URL)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ErrCallEnded
+		}
+		return &fetchError{err}
+	}
+	if c.entry.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.entry.Duration)
+		defer cancel()
+	}
+	for i := 0; c.entry.Repeat == 0 || i < c.entry.Repeat; i++ {
+		srcs := []media.Source{media.NewPCMSource(samples)}
+		if c.entry.Delay > 0 && (c.entry.Repeat == 0 || i+1 < c.entry.Repeat) {
+			srcs = append(srcs, media.NewSilenceSource(c.entry.Delay))
+		}
+		if _, err := c.Play(ctx, false, srcs...); err != nil {
+			if ctx.Err() != nil && c.ctx.Err() == nil {
+				return nil // duration= reached
+			}
+			return err
+		}
+	}
+	return nil
+}
