@@ -96,17 +96,49 @@ func (a *App) modules() []*lifecycle.Module {
 			},
 		},
 		{
-			Name: MCP, Deps: []string{Configsrv, Broker},
+			Name: MCP, Deps: []string{Configsrv, Broker}, Requires: []string{Registry},
 			Description: "media control platform: answers calls, RTP media, VoiceXML interpreter",
 			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
-				return mcp.New(a.Config().MCP, mcp.Deps{Common: c, ConfigsrvURL: a.configsrvURL()})
+				pub, pubPart, err := a.publisher("mcp", c.Log)
+				if err != nil {
+					return nil, err
+				}
+				reg := &mcpRegistration{}
+				m, err := mcp.New(a.Config().MCP, mcp.Deps{Common: c, ConfigsrvURL: a.configsrvURL(),
+					Publisher: pub, Deregister: reg.deregister})
+				if err != nil {
+					return nil, err
+				}
+				regPart := part{name: "registration", start: func(context.Context) error { return nil },
+					stop: reg.deregister}
+				return &withParts{Service: m, parts: []part{pubPart, regPart},
+					afterStart: func(ctx context.Context) error { return reg.register(ctx, m, a, c) }}, nil
 			},
 		},
 		{
 			Name: RM, Deps: []string{Configsrv, Broker, MCP},
 			Description: "SIP resource manager: routes calls to media servers (stateful proxy)",
 			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
-				return rm.New(a.Config().RM, rm.Deps{Common: c, ConfigsrvURL: a.configsrvURL()})
+				cfg := a.Config()
+				pub, pubPart, err := a.publisher("rm", c.Log)
+				if err != nil {
+					return nil, err
+				}
+				parts := []part{pubPart}
+				deps := rm.Deps{Common: c, ConfigsrvURL: a.configsrvURL(), Billing: pub}
+				if cfg.RM.StaticConfig == "" {
+					cache, cachePart, err := a.configCache("rm", c.Log)
+					if err != nil {
+						return nil, err
+					}
+					deps.Config = cache
+					parts = append(parts, cachePart)
+				}
+				r, err := rm.New(cfg.RM, deps)
+				if err != nil {
+					return nil, err
+				}
+				return &withParts{Service: r, parts: parts}, nil
 			},
 		},
 		{

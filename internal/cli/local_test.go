@@ -1,7 +1,9 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -101,5 +103,124 @@ func TestLocalConfigsrvAndCtl(t *testing.T) {
 	}
 	if out, code := testenv.Run(t, "ctl", "--server", server, "get", "mcps", "mcp-9", "-o", "json"); code != 0 || !strings.Contains(out, "127.0.0.1:5070") {
 		t.Fatalf("applied MCP missing: %d\n%s", code, out)
+	}
+}
+
+// placeCall runs `gvp call` with args and decodes its JSON summary.
+func placeCall(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	out, code := testenv.Run(t, append([]string{"call", "--json"}, args...)...)
+	var r map[string]any
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r); err != nil {
+		t.Fatalf("gvp call exit %d, output %q: %v", code, out, err)
+	}
+	return r
+}
+
+// waitPool waits until service discovery has put the local mcp into configsrv's pool.
+func waitPool(t *testing.T, p *testenv.Process) {
+	server := p.Endpoints["configsrv"]["api"]
+	testenv.Eventually(t, 15*time.Second, "the local mcp in the pool", func() bool {
+		_, body := testenv.Get(t, server+"/api/v1/mcps")
+		return strings.Contains(body, `"managed":true`)
+	})
+}
+
+// TestLocalCallEndToEnd is gvp's main job: a call to the demo number enters rm, is routed to
+// the mcp that service discovery put in the pool, runs the bundled VoiceXML application (TTS
+// prompt, the caller's digit read back, disconnect), and both CDRs reach rs through the broker.
+func TestLocalCallEndToEnd(t *testing.T) {
+	p := startLocal(t)
+	waitPool(t, p)
+	rmSIP := p.Endpoints["rm"]["sip/udp"]
+	r := placeCall(t, "sip:5551000@"+rmSIP+";gvp-tenant-id=80dd", "--dtmf", "5@3s", "--hangup-after", "20s")
+	if r["code"] != float64(200) || r["hung_up_by"] != "remote" {
+		t.Fatalf("call %v: want 200 and the application hanging up", r)
+	}
+	if r["audio_seconds"].(float64) < 2 {
+		t.Fatalf("heard %v s of audio, want the greeting and the read-back", r["audio_seconds"])
+	}
+	sid, _ := r["gvp_session_id"].(string)
+	if sid == "" {
+		t.Fatalf("no X-Genesys-GVP-Session-ID in the answer: %v", r)
+	}
+	rs := p.Endpoints["rs"]["api"]
+	for _, comp := range []string{"RM", "MCP"} {
+		url := rs + "/ems-rs/HIST/CDRs/" + comp + "/details?session-id=" + sid
+		testenv.Eventually(t, 15*time.Second, comp+" CDR in rs", func() bool {
+			_, body := testenv.Get(t, url)
+			return strings.Contains(body, `"total":1`) && strings.Contains(body, `"state":"completed"`)
+		})
+	}
+	_, body := testenv.Get(t, rs+"/ems-rs/HIST/CDRs/RM/details?session-id="+sid)
+	if !testenv.Contains(body, `"ivr_profile":"IVRAppDefault"`, `"tenant_id":"80dd"`, `"dnis":"5551000"`) {
+		t.Fatalf("rm CDR lacks profile/tenant/DNIS: %s", body)
+	}
+}
+
+// startCall runs `gvp call` in the background against target for up to d.
+func startCall(t *testing.T, target string, d time.Duration) *exec.Cmd {
+	cmd := exec.Command(testenv.Binary(t), "call", target, "--hangup-after", d.String())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
+
+func announcement(p *testenv.Process) string {
+	wav := filepath.Join(testenv.RepoRoot(), "roles", "mcp", "testdata", "one_two_three_8k_ulaw.wav")
+	return "sip:annc@" + p.Endpoints["mcp"]["sip/udp"] + ";play=file://" + wav + ";repeat=forever"
+}
+
+func activeCalls(t *testing.T, p *testenv.Process) string {
+	_, body := testenv.Get(t, p.URL(t, "mcp")+"/metrics")
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "gvp_mcp_sessions ") || strings.HasPrefix(l, "gvp_mcp_sessions{") {
+			return l[strings.LastIndex(l, " ")+1:]
+		}
+	}
+	return ""
+}
+
+// TestDrainWaitsForCalls: SIGTERM with a call in progress turns readiness off but keeps the
+// process (and the call) alive until the call ends, then exits 0 before the drain timeout.
+func TestDrainWaitsForCalls(t *testing.T) {
+	p := startLocal(t, "shutdown.drain_timeout=60s")
+	call := startCall(t, announcement(p), 4*time.Second)
+	testenv.Eventually(t, 10*time.Second, "the call in progress", func() bool { return activeCalls(t, p) == "1" })
+	t0 := time.Now()
+	p.Signal(t, syscall.SIGTERM)
+	testenv.Eventually(t, 5*time.Second, "mcp readiness off", func() bool {
+		code, _ := testenv.Get(t, p.URL(t, "mcp")+"/readyz")
+		return code == 503
+	})
+	if p.Exited() {
+		t.Fatal("exited with a call in progress")
+	}
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0 once the call ended\n%s", code, p.Logs())
+	}
+	if err := call.Wait(); err != nil {
+		t.Fatalf("the call in progress failed during the drain: %v", err)
+	}
+	if d := time.Since(t0); d > 30*time.Second {
+		t.Fatalf("drain took %s: it waited for the timeout, not for the call", d)
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a second SIGTERM during a drain held by a call exits at once.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	p := startLocal(t, "shutdown.drain_timeout=60s")
+	startCall(t, announcement(p), 60*time.Second)
+	testenv.Eventually(t, 10*time.Second, "the call in progress", func() bool { return activeCalls(t, p) == "1" })
+	p.Signal(t, syscall.SIGTERM)
+	testenv.Eventually(t, 5*time.Second, "draining", func() bool { return strings.Contains(p.Logs(), "draining") })
+	if code := p.Wait(time.Second); code != -1 {
+		t.Fatalf("exited (%d) during the drain with a call in progress", code)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(5 * time.Second); code != 130 {
+		t.Fatalf("exit code %d after the second signal, want 130 at once", code)
 	}
 }

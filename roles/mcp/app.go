@@ -12,31 +12,11 @@ import (
 // the session expired, the mcp stops). When Run returns the mcp hangs up with BYE unless the
 // call has already ended; an error other than ErrCallEnded ends it with reason "error".
 //
-// The VoiceXML interpreter sits behind this interface (Deps.VoiceXML): a vxml.Platform
-// implementation maps Play to Call.Play (barge-in), WaitDigit to Call.WaitDigit, Record to
-// Call.Record, blind Transfer to Call.Refer, bridge Transfer to MCP.Dial, Disconnect to
-// Call.Hangup.
+// The VoiceXML interpreter sits behind this interface (voicexml.go, on internal/vxmlcall):
+// prompts map to Call.Play (barge-in), input to Call.WaitDigit, <record> to the media sink,
+// blind <transfer> to Call.Refer, <disconnect> to Call.Hangup.
 type Application interface {
 	Run(ctx context.Context, c *Call) error
-}
-
-// unwiredVoiceXMLHangup is how long a VoiceXML call is kept up when no VoiceXML runner is
-// wired (Deps.VoiceXML nil) before the mcp hangs up.
-const unwiredVoiceXMLHangup = 2 * time.Second
-
-// unwiredVoiceXML answers VoiceXML calls when no runner is wired: it logs why, plays nothing
-// and hangs up after unwiredVoiceXMLHangup.
-type unwiredVoiceXML struct{}
-
-func (unwiredVoiceXML) Run(ctx context.Context, c *Call) error {
-	c.log.Warn().Str("url", c.entry.URL).Msg("voicexml runner not wired in this mcp: hanging up")
-	t := time.NewTimer(unwiredVoiceXMLHangup)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	return nil
 }
 
 // fetchError marks a failure to load a prompt.

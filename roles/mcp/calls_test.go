@@ -3,7 +3,9 @@ package mcp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -368,13 +370,49 @@ func TestApplicationSeam(t *testing.T) {
 	}
 }
 
-func TestVoiceXMLUnwiredHangsUp(t *testing.T) {
+// TestVoiceXMLCall runs a VoiceXML application on a real call: the initial page is fetched
+// over HTTP with the session's identifiers in its query, a prompt plays, the caller's RFC 4733
+// digit fills the field, <submit> sends it to the application server, whose next page
+// disconnects.
+func TestVoiceXMLCall(t *testing.T) {
+	type hit struct{ path, query string }
+	hits := make(chan hit, 10)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/start.vxml", func(w http.ResponseWriter, r *http.Request) {
+		hits <- hit{r.URL.Path, r.URL.RawQuery}
+		w.Header().Set("Content-Type", "application/voicexml+xml")
+		fmt.Fprint(w, `<?xml version="1.0"?><vxml version="2.1" xmlns="http://www.w3.org/2001/vxml">
+<form><field name="d" type="digits?length=1"><prompt>Press a key please.</prompt>
+<filled><submit next="result.vxml" namelist="d" method="get"/></filled></field></form></vxml>`)
+	})
+	mux.HandleFunc("/result.vxml", func(w http.ResponseWriter, r *http.Request) {
+		hits <- hit{r.URL.Path, r.URL.RawQuery}
+		w.Header().Set("Content-Type", "application/voicexml+xml")
+		fmt.Fprint(w, `<?xml version="1.0"?><vxml version="2.1" xmlns="http://www.w3.org/2001/vxml">
+<form><block><prompt>Thank you.</prompt><disconnect/></block></form></vxml>`)
+	})
+	ln := listenLoopback(t)
+	srv := http.Server{Handler: mux}
+	go srv.Serve(ln)
+	defer srv.Close()
 	h := startMCP(t, nil)
 	a := newAgent(t)
-	r := a.Run(context.Background(), caller.Options{Target: h.uri("dialog", ";voicexml=http://127.0.0.1:8000/start.vxml"),
-		MaxDuration: 10 * time.Second})
+	dtmf, _ := caller.ParseDTMF("7@1500ms")
+	r := a.Run(context.Background(), caller.Options{
+		Target: h.uri("dialog", ";voicexml="+url.QueryEscape("http://"+ln.Addr().String()+"/start.vxml")),
+		DTMF:   dtmf, MaxDuration: 20 * time.Second})
 	if r.Code != 200 || r.HungUpBy != "remote" {
-		t.Fatalf("%+v", r)
+		t.Fatalf("call %+v", r)
+	}
+	start, result := <-hits, <-hits
+	if start.path != "/start.vxml" || !strings.Contains(start.query, "gvp-session-id=") || !strings.Contains(start.query, "dnis=") {
+		t.Fatalf("initial fetch %+v lacks the session identifiers", start)
+	}
+	if result.path != "/result.vxml" || result.query != "d=7" {
+		t.Fatalf("submit %+v, want d=7", result)
+	}
+	if r.PacketsReceived < 25 {
+		t.Fatalf("prompt audio not received: %d packets", r.PacketsReceived)
 	}
 }
 

@@ -51,6 +51,7 @@ func startMCP(t testing.TB, edit func(*Config, *Deps), pre ...func(*MCP)) *harne
 	cfg.SIP.Listen = "127.0.0.1:0"
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.RTP.PortMin, cfg.RTP.PortMax = 46000, 49998
+	cfg.VoiceXML.AllowFile = true // announcements of testdata files
 	h := &harness{reg: admin.NewRegistry(), pub: &billing.MemoryPublisher{}}
 	deps := Deps{Common: lifecycle.Common{Log: testLogger(), Metrics: h.reg}, Publisher: h.pub}
 	if edit != nil {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,11 +23,13 @@ import (
 	"github.com/opengvp/gvp/internal/admin"
 	"github.com/opengvp/gvp/internal/billing"
 	"github.com/opengvp/gvp/internal/config"
+	"github.com/opengvp/gvp/internal/fetch"
 	"github.com/opengvp/gvp/internal/lifecycle"
 	"github.com/opengvp/gvp/internal/logging"
 	"github.com/opengvp/gvp/internal/media"
 	"github.com/opengvp/gvp/internal/media/sdpneg"
 	gvpsip "github.com/opengvp/gvp/internal/sip"
+	"github.com/opengvp/gvp/internal/tts"
 )
 
 // Defaults.
@@ -75,6 +78,21 @@ type Config struct {
 	RTPTimeout time.Duration `mapstructure:"rtp_timeout"`
 	// FetchTimeout bounds loading an announcement's audio. Default 10 s.
 	FetchTimeout time.Duration `mapstructure:"fetch_timeout"`
+	// VoiceXML configures the VoiceXML runtime (fetching, TTS).
+	VoiceXML VoiceXMLConfig `mapstructure:"vxml"`
+}
+
+// VoiceXMLConfig configures fetching and speech for VoiceXML applications and announcements.
+type VoiceXMLConfig struct {
+	// AllowFile permits file:// URLs for documents and audio. Off by default: an application
+	// could otherwise read local files; `gvp local` turns it on for its bundled demo.
+	AllowFile bool `mapstructure:"allow_file"`
+	// FetchCacheBytes bounds the shared HTTP cache of documents, grammars and audio.
+	FetchCacheBytes int64 `mapstructure:"fetch_cache_bytes"`
+	// TTSEngine is "espeak" (espeak-ng when installed, else timed silence) or "none".
+	TTSEngine string `mapstructure:"tts_engine"`
+	// TTSLang is the default language of text prompts.
+	TTSLang string `mapstructure:"tts_lang"`
 }
 
 // SIPConfig is the SIP listener.
@@ -125,6 +143,8 @@ func DefaultConfig() Config {
 		SessionTimer: SessionTimerConfig{Expires: DefaultSessionExpires, MinSE: DefaultMinSE},
 		RTPTimeout:   DefaultRTPTimeout,
 		FetchTimeout: DefaultFetchTimeout,
+		VoiceXML: VoiceXMLConfig{FetchCacheBytes: fetch.DefaultCacheBytes, TTSEngine: tts.DefaultConfig().Engine,
+			TTSLang: tts.DefaultConfig().Lang},
 	}
 }
 
@@ -180,6 +200,12 @@ func (c Config) Validate(prefix string) error {
 	if c.RTPTimeout != 0 && c.RTPTimeout < minTimer {
 		return config.Errorf(prefix+".rtp_timeout", "must be 0 (off) or at least 1s")
 	}
+	if c.VoiceXML.FetchCacheBytes < 0 {
+		return config.Errorf(prefix+".vxml.fetch_cache_bytes", "must not be negative")
+	}
+	if c.VoiceXML.TTSEngine != "espeak" && c.VoiceXML.TTSEngine != "none" {
+		return config.Errorf(prefix+".vxml.tts_engine", "unknown engine %q (want espeak or none)", c.VoiceXML.TTSEngine)
+	}
 	if c.FetchTimeout < 100*time.Millisecond {
 		return config.Errorf(prefix+".fetch_timeout", "must be at least 100ms")
 	}
@@ -216,6 +242,7 @@ type MCP struct {
 	negCfg  sdpneg.Config
 	mediaIP netip.Addr
 	audio   AudioLoader
+	vxml    Application
 
 	lis     *gvpsip.Listeners
 	ua      *sipgo.UserAgent
@@ -252,9 +279,6 @@ func New(cfg Config, deps Deps) (*MCP, error) {
 		m.deps.Publisher = billing.LogPublisher{Log: deps.Log}
 	}
 	m.audio = deps.Audio
-	if m.audio == nil {
-		m.audio = newAudioCache(cfg.FetchTimeout)
-	}
 	return m, nil
 }
 
@@ -266,6 +290,9 @@ func (m *MCP) Start(ctx context.Context) error {
 	}
 	m.metrics = met
 	met.capacity.Set(float64(m.cfg.MaxSessions))
+	if err := m.startVoiceXML(); err != nil {
+		return err
+	}
 
 	lis, err := gvpsip.Listen(gvpsip.ListenConfig{Addr: m.cfg.SIP.Listen, Transports: m.cfg.SIP.Transports})
 	if err != nil {
@@ -558,3 +585,12 @@ func (m *MCP) Endpoints() []lifecycle.Endpoint {
 
 // String names the instance.
 func (m *MCP) String() string { return fmt.Sprintf("mcp %s", m.cfg.Name) }
+
+// ContactAddr is the host:port other elements reach this mcp's SIP at (the advertised host).
+func (m *MCP) ContactAddr() string { return net.JoinHostPort(m.host, strconv.Itoa(m.port)) }
+
+// AdminURL is the base URL of the admin endpoints (/readyz is probed by the registry).
+func (m *MCP) AdminURL() string { return m.admin.URL() }
+
+// Name is the instance name (mcp.name, or the host name).
+func (m *MCP) Name() string { return m.cfg.Name }

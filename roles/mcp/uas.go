@@ -854,10 +854,7 @@ func (c *Call) run() {
 	case ServiceAnnouncement:
 		app = announcement{loader: c.m.audio, timeout: c.m.cfg.FetchTimeout}
 	case ServiceVoiceXML:
-		app = c.m.deps.VoiceXML
-		if app == nil {
-			app = unwiredVoiceXML{}
-		}
+		app = c.m.vxml
 	}
 	err := app.Run(c.ctx, c)
 	if c.ctx.Err() != nil {

@@ -1,0 +1,150 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/opengvp/gvp/internal/buildinfo"
+	"github.com/opengvp/gvp/internal/fetch"
+	"github.com/opengvp/gvp/internal/media"
+	"github.com/opengvp/gvp/internal/tts"
+	"github.com/opengvp/gvp/internal/vxml"
+	"github.com/opengvp/gvp/internal/vxmlcall"
+)
+
+// NewVoiceXML returns the Application that runs `sip:dialog@...;voicexml=URL` calls on r.
+func NewVoiceXML(r *vxmlcall.Runner) Application { return voiceXMLApp{r: r} }
+
+type voiceXMLApp struct{ r *vxmlcall.Runner }
+
+// Run fetches the initial page with the session's identifiers in its query (as GVP does) and
+// runs the application until it ends; the execution trace goes to the call's debug log and
+// an uncaught error event becomes the call's end reason.
+func (a voiceXMLApp) Run(ctx context.Context, c *Call) error {
+	params := map[string]string{}
+	for _, p := range c.entry.Params {
+		params[p.Name] = p.Value
+	}
+	info := vxml.SessionInfo{
+		LocalURI:        c.LocalURI(),
+		RemoteURI:       c.RemoteURI(),
+		Originator:      "remote",
+		ProtocolName:    "sip",
+		ProtocolVersion: "2.0",
+		SIPHeaders:      c.Headers(),
+		RequestURI:      params,
+		Variables:       map[string]any{"gvp_session_id": c.SessionID()},
+	}
+	res := a.r.Run(ctx, callPlatform{c}, info, initialPage(c), c.log)
+	if e := c.log.Debug(); e.Enabled() {
+		trace := make([]string, len(res.Trace))
+		for i, t := range res.Trace {
+			trace[i] = fmt.Sprintf("%dms %s", t.At.Milliseconds(), t)
+		}
+		e.Strs("trace", trace).Str("reason", string(res.Reason)).Str("event", res.Event).Msg("voicexml session ended")
+	}
+	switch {
+	case res.Reason == vxml.ReasonError && !errors.Is(res.Err, context.Canceled):
+		if res.Err != nil {
+			return fmt.Errorf("voicexml: %s: %w", res.Event, res.Err)
+		}
+		return fmt.Errorf("voicexml: %s: %s", res.Event, res.Message)
+	case res.Reason == vxml.ReasonHangup:
+		return ErrCallEnded
+	}
+	return nil
+}
+
+// initialPage adds the session's identifiers to an http(s) initial page's query, so the
+// application server can tell calls apart from the first fetch.
+func initialPage(c *Call) string {
+	u, err := url.Parse(c.entry.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return c.entry.URL
+	}
+	q := u.Query()
+	set := func(k, v string) {
+		if v != "" && !q.Has(k) {
+			q.Set(k, v)
+		}
+	}
+	set("session.connection.local.uri", c.LocalURI())
+	set("session.connection.remote.uri", c.RemoteURI())
+	set("gvp-session-id", c.SessionID())
+	set("dnis", c.DNIS())
+	set("ani", c.ANI())
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// callPlatform adapts a Call to vxmlcall.Call: a call that has ended reports vxml.ErrHangup.
+type callPlatform struct{ c *Call }
+
+func hangupErr(err error) error {
+	if errors.Is(err, ErrCallEnded) {
+		return vxml.ErrHangup
+	}
+	return err
+}
+
+func (p callPlatform) Play(ctx context.Context, bargein bool, src ...media.Source) (bool, error) {
+	b, err := p.c.Play(ctx, bargein, src...)
+	return b, hangupErr(err)
+}
+
+func (p callPlatform) WaitDigit(ctx context.Context, d time.Duration) (rune, bool, error) {
+	k, ok, err := p.c.WaitDigit(ctx, d)
+	return k, ok, hangupErr(err)
+}
+
+func (p callPlatform) Hangup(ctx context.Context) error { return hangupErr(p.c.Hangup(ctx)) }
+
+func (p callPlatform) Refer(ctx context.Context, target string) error {
+	return hangupErr(p.c.Refer(ctx, target))
+}
+
+func (p callPlatform) SetSink(k media.Sink) { p.c.Media().SetSink(k) }
+
+// startVoiceXML builds the shared VoiceXML runtime — fetch cache, TTS, interpreter — unless
+// Deps provide the application and the audio loader; announcements load their audio through
+// the same fetch cache.
+func (m *MCP) startVoiceXML() error {
+	if m.deps.VoiceXML != nil && m.audio != nil {
+		m.vxml = m.deps.VoiceXML
+		return nil
+	}
+	fc := fetch.DefaultConfig()
+	fc.AllowFile = m.cfg.VoiceXML.AllowFile
+	fc.CacheBytes = m.cfg.VoiceXML.FetchCacheBytes
+	fc.UserAgent = "gvp-mcp/" + buildinfo.Version
+	f, err := fetch.New(fc, fetch.WithLogger(m.log), fetch.WithRegisterer(m.deps.Metrics))
+	if err != nil {
+		return fmt.Errorf("fetcher: %w", err)
+	}
+	tc := tts.DefaultConfig()
+	tc.Engine, tc.Lang = m.cfg.VoiceXML.TTSEngine, m.cfg.VoiceXML.TTSLang
+	synth, err := tts.New(tc, tts.WithLogger(m.log), tts.WithRegisterer(m.deps.Metrics))
+	if err != nil {
+		return fmt.Errorf("tts: %w", err)
+	}
+	vc := vxml.DefaultConfig()
+	vc.Fetcher = f
+	vc.Logger = m.log
+	interp, err := vxml.New(vc)
+	if err != nil {
+		return fmt.Errorf("voicexml interpreter: %w", err)
+	}
+	r := vxmlcall.New(interp, f, synth, m.log)
+	if m.audio == nil {
+		m.audio = r
+	}
+	m.vxml = m.deps.VoiceXML
+	if m.vxml == nil {
+		m.vxml = NewVoiceXML(r)
+	}
+	m.log.Info().Str("tts", synth.EngineName()).Bool("allow_file", fc.AllowFile).Msg("voicexml runtime ready")
+	return nil
+}
