@@ -3,16 +3,11 @@ package sd
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -126,96 +121,11 @@ func TestConsulPoolSync(t *testing.T) {
 	}
 }
 
-// privateAgent is a Consul dev agent owned by one test, on its own free ports, so that it can be
-// stopped and started again without disturbing other tests.
-type privateAgent struct {
-	bin   string
-	ports [4]int // http, serf lan, server rpc, serf wan
-	dir   string
-	cmd   *exec.Cmd
-	done  chan struct{}
-}
-
-func consulBinary(t *testing.T) string {
-	dir := os.Getenv("GVP_CONSUL_CACHE")
-	if dir == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		dir = filepath.Join(base, "gvp", "consul-1.16.6")
-	}
-	bin := filepath.Join(dir, "consul")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("consul binary %s missing: run scripts/consul.sh build", bin)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func newPrivateAgent(t *testing.T) *privateAgent {
-	consulAddr(t) // same gating as the shared agent
-	a := &privateAgent{bin: consulBinary(t), dir: t.TempDir()}
-	for i := range a.ports {
-		a.ports[i] = freePort(t)
-	}
-	a.start(t)
-	t.Cleanup(func() { a.stop(t) })
-	return a
-}
-
-func (a *privateAgent) addr() string { return "127.0.0.1:" + strconv.Itoa(a.ports[0]) }
-
-func (a *privateAgent) start(t *testing.T) {
-	t.Helper()
-	log, err := os.OpenFile(filepath.Join(a.dir, "consul.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.cmd = exec.Command(a.bin, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-		"-http-port", strconv.Itoa(a.ports[0]), "-grpc-port", "-1", "-grpc-tls-port", "-1", "-dns-port", "-1",
-		"-serf-lan-port", strconv.Itoa(a.ports[1]), "-server-port", strconv.Itoa(a.ports[2]),
-		"-serf-wan-port", strconv.Itoa(a.ports[3]), "-node", fmt.Sprintf("gvp-sd-test-%d", a.ports[0]))
-	a.cmd.Stdout, a.cmd.Stderr = log, log
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); log.Close(); close(done) }(a.cmd, a.done)
-	hc := &http.Client{Timeout: time.Second}
-	testenv.Eventually(t, 60*time.Second, "private consul agent has a leader", func() bool {
-		resp, err := hc.Get("http://" + a.addr() + "/v1/status/leader")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var b [128]byte
-		n, _ := resp.Body.Read(b[:])
-		return resp.StatusCode == 200 && strings.Contains(string(b[:n]), ":")
-	})
-}
-
-func (a *privateAgent) stop(t *testing.T) {
-	if a.cmd == nil {
-		return
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-a.done:
-	case <-time.After(20 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.done
-	}
-	a.cmd = nil
+// newPrivateAgent starts a Consul dev agent owned by one test, on its own free ports, so that it
+// can be stopped and started again without disturbing other tests (gated like the shared one).
+func newPrivateAgent(t *testing.T) *testenv.ConsulAgent {
+	consulAddr(t)
+	return testenv.NewConsulAgent(t)
 }
 
 // TestConsulRestartKeepsPool: the agent restarts (a dev agent forgets everything): sd reports
@@ -223,7 +133,7 @@ func (a *privateAgent) stop(t *testing.T) {
 // nothing is removed on the way.
 func TestConsulRestartKeepsPool(t *testing.T) {
 	agent := newPrivateAgent(t)
-	reg, err := discovery.NewConsul(agent.addr())
+	reg, err := discovery.NewConsul(agent.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +145,7 @@ func TestConsulRestartKeepsPool(t *testing.T) {
 	s := startSD(t, cfg, reg, cs.URL)
 	waitMembers(t, cs, DefaultPool, 30*time.Second, r.ID())
 
-	agent.stop(t)
+	agent.Stop(t)
 	testenv.Eventually(t, 20*time.Second, "not ready naming the registry", func() bool {
 		err := s.Ready()
 		return err != nil && strings.Contains(err.Error(), "registry")
@@ -244,7 +154,7 @@ func TestConsulRestartKeepsPool(t *testing.T) {
 		t.Fatal("member removed while the agent was down")
 	}
 
-	agent.start(t)
+	agent.Start(t)
 	testenv.Eventually(t, 30*time.Second, "instance registered again", func() bool {
 		ok, err := reg.Registered(context.Background(), r.ID())
 		return err == nil && ok
