@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/opengvp/gvp/internal/sqlutil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -101,19 +102,7 @@ func (s *SQLStore) rebind(q string) string {
 	if s.dialect != dialectPostgres {
 		return q
 	}
-	var b strings.Builder
-	b.Grow(len(q) + 16)
-	n := 0
-	for i := 0; i < len(q); i++ {
-		if q[i] == '?' {
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(q[i])
-	}
-	return b.String()
+	return sqlutil.DollarPlaceholders(q)
 }
 
 // Ping implements Store.

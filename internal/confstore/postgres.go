@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/opengvp/gvp/internal/sqlutil"
 	"strconv"
 	"time"
 
@@ -26,7 +27,7 @@ const (
 
 var pgDialect = dialect{
 	name:          "postgres",
-	placeholders:  dollarPlaceholders,
+	placeholders:  sqlutil.DollarPlaceholders,
 	lockRevision:  "SELECT revision FROM meta WHERE id = 1 FOR UPDATE",
 	migrationLock: "SELECT pg_advisory_xact_lock(" + strconv.Itoa(pgMigrationLockKey) + ")",
 	notify:        "SELECT pg_notify('" + pgChannel + "', ?)",

@@ -34,21 +34,6 @@ type dialect struct {
 
 func questionMarks(q string) string { return q }
 
-func dollarPlaceholders(q string) string {
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(q); i++ {
-		if q[i] == '?' {
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(q[i])
-	}
-	return b.String()
-}
-
 // state is the whole configuration at one revision. It is immutable once published.
 type state struct {
 	rev  int64

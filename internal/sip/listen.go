@@ -10,6 +10,7 @@ package sip
 import (
 	"errors"
 	"fmt"
+	"github.com/opengvp/gvp/internal/config"
 	"net"
 	"net/netip"
 	"strconv"
@@ -172,4 +173,21 @@ func AdvertiseHost(advertise string, addr netip.AddrPort) string {
 		}
 	}
 	return "127.0.0.1"
+}
+
+// CheckListen validates a role's SIP listen address and transports; prefix is the key of the
+// section ("rm.sip"). Errors name the key.
+func CheckListen(prefix, listen string, transports []string) error {
+	if err := config.CheckHostPort(prefix+".listen", listen); err != nil {
+		return err
+	}
+	if len(transports) == 0 {
+		return config.Errorf(prefix+".transports", "at least one transport is needed")
+	}
+	for _, t := range transports {
+		if t != UDP && t != TCP {
+			return config.Errorf(prefix+".transports", "unknown transport %q (want udp or tcp)", t)
+		}
+	}
+	return nil
 }

@@ -150,16 +150,8 @@ func DefaultConfig() Config {
 
 // Validate checks the section; prefix is its key ("mcp").
 func (c Config) Validate(prefix string) error {
-	if err := config.CheckHostPort(prefix+".sip.listen", c.SIP.Listen); err != nil {
+	if err := gvpsip.CheckListen(prefix+".sip", c.SIP.Listen, c.SIP.Transports); err != nil {
 		return err
-	}
-	if len(c.SIP.Transports) == 0 {
-		return config.Errorf(prefix+".sip.transports", "at least one transport is needed")
-	}
-	for _, t := range c.SIP.Transports {
-		if t != "udp" && t != "tcp" {
-			return config.Errorf(prefix+".sip.transports", "unknown transport %q (want udp or tcp)", t)
-		}
 	}
 	if err := config.CheckHostPort(prefix+".admin.listen", c.Admin.Listen); err != nil {
 		return err
