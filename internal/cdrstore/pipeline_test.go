@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/opengvp/gvp/internal/testenv"
 	"net"
 	"os"
 	"os/exec"
@@ -40,15 +41,7 @@ func TestMain(m *testing.M) {
 // else skipping.
 func envOrSkip(t testing.TB, name, hint string) string {
 	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		msg := name + " is not set: " + hint
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return v
+	return testenv.Service(t, name, hint)
 }
 
 // brokerFixture is a broker under test.
@@ -304,11 +297,7 @@ type privatePostgres struct {
 func startPrivatePostgres(t *testing.T) *privatePostgres {
 	t.Helper()
 	if _, err := os.Stat("/usr/lib/postgresql"); err != nil {
-		msg := "PostgreSQL is not installed (scripts/postgres.sh start installs it)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Missing(t, "PostgreSQL is not installed (scripts/postgres.sh start installs it)")
 	}
 	dir, err := os.MkdirTemp("", "gvp-pg-")
 	if err != nil {

@@ -3,8 +3,8 @@ package cdrstore
 import (
 	"context"
 	"fmt"
+	"github.com/opengvp/gvp/internal/testenv"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -41,15 +41,7 @@ func openSQLiteTest(t testing.TB) *SQLStore {
 // postgresDSN returns the test DSN, failing or skipping t without one.
 func postgresDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv("GVP_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		const msg = "GVP_TEST_POSTGRES_DSN is not set: start PostgreSQL with scripts/postgres.sh start and export the DSN it prints"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dsn
+	return testenv.Service(t, "GVP_TEST_POSTGRES_DSN", "scripts/postgres.sh start")
 }
 
 // openPostgresTest opens a store in a schema of its own, dropped afterwards,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/opengvp/gvp/internal/testenv"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,10 +55,7 @@ func postgresTestDSN(t *testing.T) string {
 	t.Helper()
 	base := os.Getenv("GVP_TEST_POSTGRES_DSN")
 	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("GVP_TEST_POSTGRES_DSN is not set: start PostgreSQL with scripts/postgres.sh start and export its DSN")
-		}
-		t.Skip("GVP_TEST_POSTGRES_DSN is not set: skipping the PostgreSQL backend (scripts/postgres.sh start prints a DSN)")
+		base = testenv.Service(t, "GVP_TEST_POSTGRES_DSN", "scripts/postgres.sh start")
 	}
 	ctx := context.Background()
 	u, err := url.Parse(base)

@@ -28,12 +28,18 @@ func Service(t testing.TB, env, startHint string) string {
 	if v != "" {
 		return v
 	}
-	msg := fmt.Sprintf("%s is not set: start the service with %s (make test does)", env, startHint)
+	Missing(t, fmt.Sprintf("%s is not set: start the service with %s (make test does)", env, startHint))
+	return ""
+}
+
+// Missing reports that something a test needs is not there: under CI (CI=true) the test
+// fails, elsewhere it is skipped with msg.
+func Missing(t testing.TB, msg string) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-	return ""
 }
 
 var (

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/opengvp/gvp/internal/testenv"
 	"io"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,11 +25,7 @@ func needEspeak(t testing.TB) *Espeak {
 	t.Helper()
 	e, err := NewEspeak("", 0)
 	if err != nil {
-		msg := "espeak-ng is required: apt-get install espeak-ng (" + err.Error() + ")"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Missing(t, "espeak-ng is required: apt-get install espeak-ng ("+err.Error()+")")
 	}
 	return e
 }
