@@ -3,6 +3,8 @@ package main
 
 import (
 	"os"
+	// Time zones for report boundaries (rs.timezone) even where the host has no tzdata.
+	_ "time/tzdata"
 
 	"github.com/opengvp/gvp/internal/cli"
 )
