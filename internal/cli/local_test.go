@@ -224,3 +224,44 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		t.Fatalf("exit code %d after the second signal, want 130 at once", code)
 	}
 }
+
+// TestReloadOnSIGHUP: SIGHUP re-reads the configuration file; a bad file is rejected with the
+// key named and changes nothing, the process keeps serving.
+func TestReloadOnSIGHUP(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "gvp.yaml")
+	if err := os.WriteFile(cfgFile, []byte("log:\n  level: info\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"configsrv", "--config", cfgFile, "--set", "configsrv.listen=127.0.0.1:0"}
+	p := testenv.Start(t, args...)
+	if err := os.WriteFile(cfgFile, []byte("log:\n  level: debug\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(t, syscall.SIGHUP)
+	testenv.Eventually(t, 5*time.Second, "reload logged", func() bool {
+		return testenv.Contains(p.Logs(), "configuration reloaded", `"log_level":"debug"`)
+	})
+	// The new level is in force: an apply now logs at debug.
+	put := exec.Command(testenv.Binary(t), "ctl", "--server", p.Endpoints["configsrv"]["api"], "apply", "-f", "-")
+	put.Stdin = strings.NewReader("kind: Tenant\nname: t300\nid: aa01\n")
+	if out, err := put.CombinedOutput(); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	testenv.Eventually(t, 5*time.Second, "a debug line after the reload", func() bool {
+		return testenv.Contains(p.Logs(), `"level":"debug"`, "configuration applied")
+	})
+	if err := os.WriteFile(cfgFile, []byte("log:\n  levle: debug\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(t, syscall.SIGHUP)
+	testenv.Eventually(t, 5*time.Second, "bad reload rejected", func() bool {
+		return testenv.Contains(p.Logs(), "reload rejected", "log.levle")
+	})
+	if code, _ := testenv.Get(t, p.Endpoints["configsrv"]["api"]+"/readyz"); code != 200 {
+		t.Fatalf("not ready after a rejected reload: %d", code)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

@@ -145,8 +145,8 @@ func reload(ctx context.Context, a *app.App, g *globalFlags, log zerolog.Logger)
 	}
 	old := a.Config()
 	if cfg.Log.Level != old.Log.Level {
-		if lvl, err := logging.ParseLevel(cfg.Log.Level); err == nil {
-			zerolog.SetGlobalLevel(lvl)
+		if err := logging.SetLevel(cfg.Log.Level); err == nil {
+			log.Info().Str("log_level", cfg.Log.Level).Msg("log level changed")
 		}
 	}
 	a.SetConfig(cfg)

@@ -48,9 +48,22 @@ func New(cfg Config, w io.Writer) zerolog.Logger {
 	if cfg.Format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
 	}
-	l := zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	// The logger itself lets everything through; the process-wide level filters, so that a
+	// reload (SetLevel) changes the level of every logger derived from this one.
+	zerolog.SetGlobalLevel(lvl)
+	l := zerolog.New(w).With().Timestamp().Logger()
 	slog.SetDefault(slog.New(NewSlogHandler(l)))
 	return l
+}
+
+// SetLevel changes the level of every logger made by New (configuration reloads).
+func SetLevel(level string) error {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil {
+		return err
+	}
+	zerolog.SetGlobalLevel(lvl)
+	return nil
 }
 
 // Stderr is the usual destination of the logs.

@@ -35,3 +35,23 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestSetLevel(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(Config{Level: "info", Format: "json"}, &buf)
+	defer zerolog.SetGlobalLevel(zerolog.TraceLevel)
+	l.Debug().Msg("hidden")
+	if buf.Len() != 0 {
+		t.Fatalf("debug written at info: %q", buf.String())
+	}
+	if err := SetLevel("debug"); err != nil {
+		t.Fatal(err)
+	}
+	l.Debug().Msg("shown")
+	if !bytes.Contains(buf.Bytes(), []byte("shown")) {
+		t.Fatal("debug not written after SetLevel(debug)")
+	}
+	if SetLevel("loud") == nil {
+		t.Fatal("bad level accepted")
+	}
+}
