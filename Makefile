@@ -50,7 +50,7 @@ bench:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
-	@if command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@latest 2>/dev/null; then \
+	@if command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@v0.8.2 2>/dev/null; then \
 		"$$(go env GOPATH)/bin/staticcheck" ./... || exit 1; \
 	else echo "staticcheck unavailable; skipped"; fi
 

@@ -59,9 +59,3 @@ func eventMatches(name, event string) bool {
 	}
 	return len(event) == len(name) || event[len(name)] == '.'
 }
-
-// catchCandidate pairs a catch with the scope level it came from.
-type catchCandidate struct {
-	c     *Catch
-	level int // 0 item, 1 dialog, 2 document, 3 application
-}

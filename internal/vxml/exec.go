@@ -21,13 +21,6 @@ func (c *execCtx) execList(list []Stmt, scope *goja.Object) error {
 	return nil
 }
 
-func (c *execCtx) dlgScope() *goja.Object {
-	if c.form != nil {
-		return c.form.scope
-	}
-	return nil
-}
-
 // exec runs one executable content element.
 func (c *execCtx) exec(st Stmt, scope *goja.Object) error {
 	s := c.s

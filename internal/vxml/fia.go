@@ -42,7 +42,6 @@ type formState struct {
 	promptCount map[*Item]int
 	eventCount  map[*Item]map[string]int
 	item        *Item // item being visited
-	justFilled  map[*Item]bool
 }
 
 // run executes dialogs starting at tr until an exit, return or end.

@@ -255,17 +255,16 @@ const (
 
 // transition is a change of control flow (it travels as an error).
 type transition struct {
-	kind    tkind
-	doc     *Document
-	root    *Document
-	dialog  string
-	newDoc  bool
-	item    string
-	value   goja.Value
-	names   []string
-	values  map[string]goja.Value
-	event   *Event
-	message string
+	kind   tkind
+	doc    *Document
+	root   *Document
+	dialog string
+	newDoc bool
+	item   string
+	value  goja.Value
+	names  []string
+	values map[string]goja.Value
+	event  *Event
 }
 
 func (t *transition) Error() string { return fmt.Sprintf("transition %d", t.kind) }
