@@ -52,6 +52,9 @@ const (
 	beepHz       = 1000
 	// audioCacheEntries bounds the decoded-prompt cache.
 	audioCacheEntries = 512
+	// FinalProcessingTimeout bounds the final processing state: how long a session may still
+	// run (connection.disconnect.hangup handlers, a last <submit>) after its call has ended.
+	FinalProcessingTimeout = 10 * time.Second
 )
 
 // Runner runs VoiceXML applications. One Runner serves every call of an mcp: the interpreter's
@@ -71,9 +74,31 @@ func New(interp *vxml.Interpreter, f *fetch.Fetcher, synth tts.Synthesizer, log 
 
 // Run executes the application at url on call until it exits, disconnects, transfers, or the
 // caller hangs up.
+//
+// ctx ending (the call's context, cancelled when the call ends) does not stop the session at
+// once: the call's methods then report vxml.ErrHangup, the interpreter throws
+// connection.disconnect.hangup and runs the document's handlers in the final processing
+// state (VoiceXML 2.0 section 5.3.11), for at most FinalProcessingTimeout after ctx ended.
 func (r *Runner) Run(ctx context.Context, call Call, info vxml.SessionInfo, url string, log zerolog.Logger) *vxml.Result {
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	var grace *time.Timer
+	var mu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		grace = time.AfterFunc(FinalProcessingTimeout, cancel)
+		mu.Unlock()
+	})
+	defer func() {
+		stop()
+		mu.Lock()
+		if grace != nil {
+			grace.Stop()
+		}
+		mu.Unlock()
+	}()
 	p := &platform{r: r, call: call, log: log}
-	return r.interp.Run(ctx, p, info, url)
+	return r.interp.Run(sctx, p, info, url)
 }
 
 // platform is vxml.Platform on one call.
