@@ -227,6 +227,7 @@ func (a *Agent) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		return
 	}
+	c.byeAt.CompareAndSwap(0, time.Now().UnixNano())
 	if !c.established() {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		return
@@ -350,6 +351,9 @@ type DialOptions struct {
 	Session *media.SessionConfig
 	// OnDigit receives digits heard from the far end.
 	OnDigit func(media.Digit)
+	// AckDelay holds the ACK back this long after the 200 (to test peers against a slow
+	// caller); 0 acknowledges at once.
+	AckDelay time.Duration
 }
 
 // Call is one established outgoing call.
@@ -373,6 +377,8 @@ type Call struct {
 
 	answered    chan struct{} // closed once Response is set
 	remoteBye   atomic.Bool
+	byeAt       atomic.Int64 // unix nanoseconds of the first BYE received
+	ackedAt     time.Time
 	releaseOnce sync.Once
 	done        chan struct{}
 }
@@ -465,7 +471,6 @@ func (a *Agent) Dial(ctx context.Context, target string, o DialOptions) (*Call, 
 	}
 	c.SetupTime = time.Since(start)
 	c.Response = dlg.InviteResponse
-	close(c.answered)
 	if h := c.Response.GetHeader(gvpsip.HeaderSessionID); h != nil {
 		c.SessionID = strings.TrimSpace(strings.SplitN(h.Value(), ";", 2)[0])
 	}
@@ -473,9 +478,16 @@ func (a *Agent) Dial(ctx context.Context, target string, o DialOptions) (*Call, 
 	if err == nil {
 		err = sess.Start(med)
 	}
+	if o.AckDelay > 0 {
+		time.Sleep(o.AckDelay)
+	}
 	if aerr := dlg.Ack(ctx); aerr != nil && err == nil {
 		err = aerr
 	}
+	c.ackedAt = time.Now()
+	// Only now is the call established: a BYE that overtook the 200 waits for this (see
+	// established), so it cannot release the media while it is being started.
+	close(c.answered)
 	if err != nil {
 		bctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		_ = dlg.Bye(bctx)
@@ -518,6 +530,13 @@ func (c *Call) Done() <-chan struct{} { return c.done }
 
 // RemoteHangup reports whether the far end sent BYE.
 func (c *Call) RemoteHangup() bool { return c.remoteBye.Load() }
+
+// ByeBeforeAck reports whether the far end sent its BYE before we acknowledged its 200 (which
+// RFC 3261 section 15 forbids).
+func (c *Call) ByeBeforeAck() bool {
+	at := c.byeAt.Load()
+	return at != 0 && time.Unix(0, at).Before(c.ackedAt)
+}
 
 // Hangup sends BYE (nothing when the call already ended).
 func (c *Call) Hangup(ctx context.Context) error {

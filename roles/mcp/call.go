@@ -79,13 +79,18 @@ type Call struct {
 	retransTimer    *time.Timer
 	retransInterval time.Duration
 	retransUntil    time.Time
-	timer           sessionTimer
-	seTimer         *time.Timer
-	rtpTimer        *time.Timer
-	lastRx          uint64
-	lastRxAt        time.Time
-	allowUpdate     bool
-	refer           chan int // final status of the REFER in progress, from NOTIFY
+	// byeAfterAck is set when the call ends from our side before the ACK of its 2xx arrived:
+	// RFC 3261 15 forbids the BYE until the ACK (or the 64*T1 timeout), so the 2xx keeps being
+	// retransmitted and acked is closed when the wait is over.
+	byeAfterAck bool
+	acked       chan struct{}
+	timer       sessionTimer
+	seTimer     *time.Timer
+	rtpTimer    *time.Timer
+	lastRx      uint64
+	lastRxAt    time.Time
+	allowUpdate bool
+	refer       chan int // final status of the REFER in progress, from NOTIFY
 
 	dmu     sync.Mutex
 	dq      []rune
@@ -467,12 +472,17 @@ func (c *Call) end(reason billing.EndReason, detail string, bye bool) {
 		c.mu.Lock()
 		wasState := c.state
 		c.state = stateEnded
+		c.byeAfterAck = bye && wasState == stateAnswered && c.pending != nil
 		for _, t := range []*time.Timer{c.retransTimer, c.seTimer, c.rtpTimer} {
-			if t != nil {
+			if t != nil && (t != c.retransTimer || !c.byeAfterAck) {
 				t.Stop()
 			}
 		}
-		c.pending = nil
+		if c.byeAfterAck {
+			c.acked = make(chan struct{})
+		} else {
+			c.pending = nil
+		}
 		c.mu.Unlock()
 		c.endWhy = reason
 		c.cancel()
@@ -484,6 +494,9 @@ func (c *Call) finish(reason billing.EndReason, detail string, bye bool) {
 	m := c.m
 	if err := c.sess.Close(); err != nil {
 		c.log.Debug().Err(err).Msg("close media")
+	}
+	if bye && c.acked != nil {
+		<-c.acked // the ACK (the call stays findable for it), or the end of the 2xx retransmissions
 	}
 	m.unregister(c)
 	m.metrics.sessions.WithLabelValues(c.entry.Service).Dec()

@@ -429,6 +429,26 @@ func TestAnnouncementFetchFailureEndsCall(t *testing.T) {
 	}
 }
 
+// TestNoByeBeforeAck: a call the mcp ends before the caller's ACK arrived (here: the
+// announcement cannot load, and the caller is slow to acknowledge) gets its BYE only after the
+// ACK, as RFC 3261 section 15 requires; the 200 is retransmitted meanwhile.
+func TestNoByeBeforeAck(t *testing.T) {
+	h := startMCP(t, nil)
+	a := newAgent(t)
+	c, err := dial(t, a, h.uri("annc", ";play=file:///nonexistent/x.wav"), caller.DialOptions{AckDelay: 700 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no BYE from the mcp")
+	}
+	if !c.RemoteHangup() || c.ByeBeforeAck() {
+		t.Fatalf("remote hangup %v, BYE before ACK %v", c.RemoteHangup(), c.ByeBeforeAck())
+	}
+}
+
 func TestAnnouncementOverHTTP(t *testing.T) {
 	h := startMCP(t, nil)
 	srv := http.Server{Handler: http.FileServer(http.Dir("testdata"))}

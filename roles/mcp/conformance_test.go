@@ -50,9 +50,6 @@ const confCallTimeout = 40 * time.Second
 // confExcluded lists the documents whose assertion cannot be observed over a call, and why.
 // Each entry must name an existing document (checked), so the list cannot go stale silently.
 var confExcluded = map[string]string{
-	"011-session-vars.vxml": "session.connection.aai must be 'hello': the in-memory suite sets SessionInfo.AAI, " +
-		"but the mcp has no source for it on a call (roles/mcp/voicexml.go builds SessionInfo without AAI); " +
-		"the other session variables of the document are set by this test's INVITE",
 	"052-record.vxml": "checks the scripted platform's canned recording (exactly 1000 ms and 8000 bytes of " +
 		"audio/basic); a real recording is a WAV of the caller's audio up to the final silence. " +
 		"TestConformanceRecordOverCall asserts the shadow variables of a real recording",
@@ -365,21 +362,7 @@ func (a *confApp) Run(ctx context.Context, c *Call) error {
 	if s == nil {
 		return fmt.Errorf("no conformance session for %s", c.Entry().URL)
 	}
-	params := map[string]string{}
-	for _, p := range c.Entry().Params {
-		params[p.Name] = p.Value
-	}
-	info := vxml.SessionInfo{
-		LocalURI:        c.LocalURI(),
-		RemoteURI:       c.RemoteURI(),
-		Originator:      "remote",
-		ProtocolName:    "sip",
-		ProtocolVersion: "2.0",
-		SIPHeaders:      c.Headers(),
-		RequestURI:      params,
-		Variables:       map[string]any{"gvp_session_id": c.SessionID()},
-	}
-	res := a.r.Run(ctx, scriptedCall{Call: callPlatform{c}, s: s}, info, initialPage(c), c.log)
+	res := a.r.Run(ctx, scriptedCall{Call: callPlatform{c}, s: s}, sessionInfo(c), initialPage(c), c.log)
 	s.result <- res
 	if res.Reason == vxml.ReasonHangup {
 		return ErrCallEnded
@@ -392,9 +375,8 @@ type confOutcome struct {
 	res     *vxml.Result
 	callErr error
 	caller  string
-	// note is set when the dial failed after the session had already ended: the mcp may
-	// send BYE before the ACK of its 200 (RFC 3261 section 15 forbids it) and the caller
-	// agent then fails the dial it was completing.
+	// note is set when the dial failed after the session had already ended (a session that
+	// ends at once races the caller's own bookkeeping of the 200).
 	note string
 }
 
@@ -405,6 +387,7 @@ func runConfDoc(ctx context.Context, a *caller.Agent, target string, s *confSess
 	call, err := a.Dial(ctx, target, caller.DialOptions{Headers: map[string]string{
 		"To":                       "<sip:5551000@127.0.0.1>",
 		"X-Genesys-GVP-Session-ID": "abc;gvp.rm.datanodes=node-id=1",
+		"User-to-User":             "hello;encoding=ascii", // session.connection.aai
 	}})
 	if err != nil {
 		// A session that ends at once may send its BYE before the caller has taken the

@@ -194,3 +194,19 @@ func FuzzSessionHeaders(f *testing.F) {
 		}
 	})
 }
+
+func TestParseDiversion(t *testing.T) {
+	got := parseDiversion(`<sip:5551234@carrier.example>;reason=unconditional;privacy=off;screen=no, sip:5559999@pbx;reason="user-busy"`)
+	if len(got) != 2 {
+		t.Fatalf("%+v", got)
+	}
+	if got[0].URI != "sip:5551234@carrier.example" || got[0].Reason != "unconditional" || got[0].PI != "off" || got[0].SI != "no" {
+		t.Fatalf("first %+v", got[0])
+	}
+	if got[1].URI != "sip:5559999@pbx" || got[1].Reason != "user-busy" {
+		t.Fatalf("second %+v", got[1])
+	}
+	if parseDiversion("") != nil {
+		t.Fatal("empty header gave entries")
+	}
+}

@@ -445,7 +445,7 @@ func (c *Call) armRetransmit() {
 
 func (c *Call) retransmit() {
 	c.mu.Lock()
-	if c.pending == nil || c.state == stateEnded {
+	if c.pending == nil || (c.state == stateEnded && !c.byeAfterAck) {
 		c.mu.Unlock()
 		return
 	}
@@ -459,6 +459,10 @@ func (c *Call) retransmit() {
 	if !time.Now().Before(c.retransUntil) {
 		c.pending = nil
 		initial := c.state == stateAnswered
+		if c.byeAfterAck {
+			close(c.acked) // no ACK: the BYE goes anyway
+			c.byeAfterAck = false
+		}
 		c.mu.Unlock()
 		c.m.metrics.errors.WithLabelValues(errKindNoAck).Inc()
 		if initial {
@@ -487,6 +491,12 @@ func (c *Call) onAck(req *sip.Request) {
 	c.pending = nil
 	if c.retransTimer != nil {
 		c.retransTimer.Stop()
+	}
+	if c.byeAfterAck { // ended while waiting for this ACK: now the BYE may go
+		close(c.acked)
+		c.byeAfterAck = false
+		c.mu.Unlock()
+		return
 	}
 	if c.state == stateAnswered {
 		c.state = stateConfirmed

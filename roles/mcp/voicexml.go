@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/opengvp/gvp/internal/buildinfo"
@@ -24,21 +25,7 @@ type voiceXMLApp struct{ r *vxmlcall.Runner }
 // runs the application until it ends; the execution trace goes to the call's debug log and
 // an uncaught error event becomes the call's end reason.
 func (a voiceXMLApp) Run(ctx context.Context, c *Call) error {
-	params := map[string]string{}
-	for _, p := range c.entry.Params {
-		params[p.Name] = p.Value
-	}
-	info := vxml.SessionInfo{
-		LocalURI:        c.LocalURI(),
-		RemoteURI:       c.RemoteURI(),
-		Originator:      "remote",
-		ProtocolName:    "sip",
-		ProtocolVersion: "2.0",
-		SIPHeaders:      c.Headers(),
-		RequestURI:      params,
-		Variables:       map[string]any{"gvp_session_id": c.SessionID()},
-	}
-	res := a.r.Run(ctx, callPlatform{c}, info, initialPage(c), c.log)
+	res := a.r.Run(ctx, callPlatform{c}, sessionInfo(c), initialPage(c), c.log)
 	if e := c.log.Debug(); e.Enabled() {
 		trace := make([]string, len(res.Trace))
 		for i, t := range res.Trace {
@@ -56,6 +43,72 @@ func (a voiceXMLApp) Run(ctx context.Context, c *Call) error {
 		return ErrCallEnded
 	}
 	return nil
+}
+
+// sessionInfo is the session.* data of a call: the connection's URIs, the INVITE's headers and
+// Request-URI parameters, the application-to-application information from User-to-User
+// (RFC 7433), and the redirecting numbers from Diversion (RFC 5806).
+func sessionInfo(c *Call) vxml.SessionInfo {
+	params := map[string]string{}
+	for _, p := range c.entry.Params {
+		params[p.Name] = p.Value
+	}
+	headers := c.Headers()
+	info := vxml.SessionInfo{
+		LocalURI:        c.LocalURI(),
+		RemoteURI:       c.RemoteURI(),
+		Originator:      "remote",
+		ProtocolName:    "sip",
+		ProtocolVersion: "2.0",
+		SIPHeaders:      headers,
+		RequestURI:      params,
+		Variables:       map[string]any{"gvp_session_id": c.SessionID()},
+	}
+	if uui := headers["user-to-user"]; uui != "" {
+		info.AAI = strings.TrimSpace(strings.SplitN(uui, ";", 2)[0])
+	}
+	for _, h := range c.invite.GetHeaders("Diversion") {
+		info.Redirect = append(info.Redirect, parseDiversion(h.Value())...)
+	}
+	return info
+}
+
+// parseDiversion reads a Diversion header value (RFC 5806): `<uri>;reason=...;privacy=...;
+// screen=...`, possibly several comma-separated entries, most recent first.
+func parseDiversion(v string) []vxml.Redirect {
+	var out []vxml.Redirect
+	for _, entry := range strings.Split(v, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		var r vxml.Redirect
+		rest := entry
+		if i := strings.IndexByte(entry, '<'); i >= 0 {
+			if j := strings.IndexByte(entry[i:], '>'); j > 0 {
+				r.URI = entry[i+1 : i+j]
+				rest = entry[i+j+1:]
+			}
+		} else if i := strings.IndexByte(entry, ';'); i >= 0 {
+			r.URI, rest = entry[:i], entry[i:]
+		} else {
+			r.URI, rest = entry, ""
+		}
+		for _, p := range strings.Split(rest, ";") {
+			k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+			val = strings.Trim(val, `"`)
+			switch strings.ToLower(k) {
+			case "reason":
+				r.Reason = val
+			case "privacy":
+				r.PI = val
+			case "screen":
+				r.SI = val
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // initialPage adds the session's identifiers to an http(s) initial page's query, so the
