@@ -2,6 +2,7 @@ package media
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/opengvp/gvp/internal/media/sdpneg"
 )
@@ -49,13 +52,12 @@ func BenchmarkSendPacket(b *testing.B) {
 	_, addr := sinkSocket(b)
 	s := benchSession(b, e, addr)
 	s.playback = &Playback{s: s, sources: []Source{NewPCMSource(make([]int16, 8000*3600))}, done: make(chan struct{})}
-	w := &worker{start: time.Now()}
 	now := time.Now()
 	b.ReportAllocs()
 	n := int64(0)
 	for b.Loop() {
 		n++
-		s.tick(w, now, n)
+		s.tick(now, n, now)
 	}
 	if s.txPackets < uint64(n) {
 		b.Fatalf("sent %d of %d", s.txPackets, n)
@@ -123,7 +125,7 @@ func cpuTime() time.Duration {
 // also receives 50 packets/s (jitter buffer, playout, in-band DTMF
 // detection), the full per-call load of a media server.
 func runLoad(b *testing.B, n int, duplex bool, warm, measure time.Duration) {
-	e := testEngine(b)
+	e := testEngine(b, func(c *Config) { c.PhaseSlots = benchSlots })
 	_, addr := sinkSocket(b)
 	prompt := make([]int16, 8000*60)
 	for i := range prompt {
@@ -168,11 +170,13 @@ func runLoad(b *testing.B, n int, duplex bool, warm, measure time.Duration) {
 		w.workNs.Store(0)
 		w.maxNs.Store(0)
 	}
+	late0 := histogramCounts(b, e.metrics.TickLateness)
 	measuring.Store(true)
 	c0, t0 := cpuTime(), time.Now()
 	time.Sleep(measure)
 	measuring.Store(false)
 	cpu, wall := cpuTime()-c0, time.Since(t0)
+	late1 := histogramCounts(b, e.metrics.TickLateness)
 	var ticks, workNs, maxNs int64
 	for _, w := range e.sched.workers {
 		ticks += w.ticks.Load()
@@ -207,10 +211,37 @@ func runLoad(b *testing.B, n int, duplex bool, warm, measure time.Duration) {
 	b.ReportMetric(100*cpu.Seconds()/wall.Seconds()/float64(n), "cpu-%core-per-call")
 	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "cpu-%core-total")
 	b.ReportMetric(float64(len(all))/wall.Seconds(), "packets/s")
+	b.ReportMetric(histogramQuantile(late0, late1, 0.99)*1e6, "wake-late-p99-le-us")
 	if ticks > 0 {
-		b.ReportMetric(float64(workNs)/float64(ticks)/1e3, "avg-tick-work-us")
-		b.ReportMetric(float64(maxNs)/1e3, "max-tick-work-us")
+		b.ReportMetric(float64(workNs)/float64(ticks)/1e3, "avg-burst-work-us")
+		b.ReportMetric(float64(maxNs)/1e3, "max-burst-work-us")
 	}
+}
+
+// histogramCounts returns the cumulative bucket counts of h with their
+// upper bounds, the last one +Inf.
+func histogramCounts(b *testing.B, h prometheus.Histogram) [][2]float64 {
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		b.Fatal(err)
+	}
+	var out [][2]float64
+	for _, bk := range m.GetHistogram().GetBucket() {
+		out = append(out, [2]float64{bk.GetUpperBound(), float64(bk.GetCumulativeCount())})
+	}
+	return append(out, [2]float64{math.Inf(1), float64(m.GetHistogram().GetSampleCount())})
+}
+
+// histogramQuantile returns the upper bound of the bucket holding quantile
+// q of the observations made between the snapshots a and b.
+func histogramQuantile(a, b [][2]float64, q float64) float64 {
+	total := b[len(b)-1][1] - a[len(a)-1][1]
+	for i := range b {
+		if b[i][1]-a[i][1] >= q*total {
+			return b[i][0]
+		}
+	}
+	return math.Inf(1)
 }
 
 // BenchmarkScheduler runs N concurrent calls playing a prompt through the
@@ -241,7 +272,14 @@ func BenchmarkSchedulerDuplex(b *testing.B) {
 // GVP_BENCH_CALLS=n1,n2.
 var benchCalls = []int{500, 1500}
 
+// benchSlots is Config.PhaseSlots in BenchmarkScheduler; override with
+// GVP_BENCH_SLOTS=n (1 = one burst per worker per tick).
+var benchSlots = DefaultPhaseSlots
+
 func init() {
+	if n, err := strconv.Atoi(os.Getenv("GVP_BENCH_SLOTS")); err == nil && n > 0 {
+		benchSlots = n
+	}
 	if v := os.Getenv("GVP_BENCH_CALLS"); v != "" {
 		benchCalls = nil
 		for _, f := range strings.Split(v, ",") {
@@ -267,9 +305,8 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	s.remote, s.remoteRTCP, s.started = addr, addr, true
 	s.t0 = time.Now()
 	s.playback = &Playback{s: s, sources: []Source{NewPCMSource(make([]int16, 8000*60))}, done: make(chan struct{})}
-	w := &worker{start: time.Now()}
 	n := int64(0)
-	if a := testing.AllocsPerRun(200, func() { n++; s.tick(w, time.Now(), n) }); a != 0 {
+	if a := testing.AllocsPerRun(200, func() { n++; now := time.Now(); s.tick(now, n, now) }); a != 0 {
 		t.Fatalf("send tick allocates %v per packet", a)
 	}
 	h := rtp.Header{Version: 2, SSRC: 5}

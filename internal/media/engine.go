@@ -41,6 +41,13 @@ type Config struct {
 	PortHoldOff time.Duration
 	// Workers is the number of scheduler goroutines (default GOMAXPROCS).
 	Workers int
+	// PhaseSlots is the number of send phases each worker splits the 20 ms
+	// tick into (default DefaultPhaseSlots = 20, at most 100). A session
+	// gets a phase when it starts and keeps it, so with many calls a
+	// wake-up sends for only about 1/(Workers*PhaseSlots) of them and a
+	// call's send time varies only with that burst. 1 sends for all of a
+	// worker's calls in one burst per tick.
+	PhaseSlots int
 	// Logger receives engine-level logs (default zerolog.Nop()).
 	Logger zerolog.Logger
 	// Registerer, when not nil, gets the engine's Prometheus collectors.
@@ -55,6 +62,7 @@ func DefaultConfig() Config {
 		PortMax:     DefaultPortMax,
 		PortHoldOff: DefaultPortHoldOff,
 		Workers:     runtime.GOMAXPROCS(0),
+		PhaseSlots:  DefaultPhaseSlots,
 		Logger:      zerolog.Nop(),
 	}
 }
@@ -66,6 +74,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		return fmt.Errorf("media: workers %d < 1", c.Workers)
+	}
+	if c.PhaseSlots < 1 || c.PhaseSlots > maxPhaseSlots {
+		return fmt.Errorf("media: phase slots %d not in 1-%d", c.PhaseSlots, maxPhaseSlots)
 	}
 	if c.PortHoldOff < 0 {
 		return fmt.Errorf("media: negative port hold-off %v", c.PortHoldOff)
@@ -99,7 +110,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: register metrics: %w", err)
 	}
-	return &Engine{cfg: cfg, ports: ports, sched: newScheduler(cfg.Workers, m), metrics: m, log: cfg.Logger}, nil
+	return &Engine{cfg: cfg, ports: ports, sched: newScheduler(cfg.Workers, cfg.PhaseSlots, m), metrics: m, log: cfg.Logger}, nil
 }
 
 // Ports returns the engine's port allocator.

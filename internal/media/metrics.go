@@ -23,9 +23,11 @@ type Metrics struct {
 	Digits          *prometheus.CounterVec
 	Sessions        prometheus.Gauge
 	PortPairsInUse  prometheus.GaugeFunc
-	// TickLateness is how late scheduler workers wake up relative to their
-	// 20 ms deadlines; TickDuration is how long one tick's work takes.
-	// Either approaching 20 ms means the host is overloaded.
+	// TickLateness is how late scheduler workers wake up relative to the
+	// deadline of a send phase; TickDuration is how long one phase's burst
+	// of sends takes. A call's send interval error is about the change in
+	// lateness from one tick to the next plus its place in its burst;
+	// either approaching 20 ms means the host is overloaded.
 	TickLateness prometheus.Histogram
 	TickDuration prometheus.Histogram
 
@@ -55,11 +57,11 @@ func newMetrics(reg prometheus.Registerer, ports *PortAllocator) (*Metrics, erro
 	buckets := []float64{.0001, .00025, .0005, .001, .002, .005, .01, .02, .05}
 	m.TickLateness = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "gvp", Subsystem: "mcp_rtp", Name: "scheduler_lateness_seconds",
-		Help: "Delay between a scheduler tick's deadline and the worker waking up.", Buckets: buckets,
+		Help: "Delay between a scheduler send phase's deadline and the worker waking up.", Buckets: buckets,
 	})
 	m.TickDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "gvp", Subsystem: "mcp_rtp", Name: "scheduler_tick_seconds",
-		Help: "Time a scheduler worker spends serving its sessions in one tick.", Buckets: buckets,
+		Help: "Time a scheduler worker spends serving the sessions of one send phase.", Buckets: buckets,
 	})
 	m.digitsRFC4733 = m.Digits.WithLabelValues(MethodRFC4733)
 	m.digitsInband = m.Digits.WithLabelValues(MethodInband)

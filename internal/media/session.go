@@ -242,6 +242,7 @@ type Session struct {
 	remoteRTCP netip.AddrPort
 	latched    bool
 	worker     *worker
+	phase      int // the worker phase sending for this session
 	silence    byte
 	inband     bool
 
@@ -275,7 +276,6 @@ type Session struct {
 	rxPackets  uint64
 	rxOctets   uint64
 	lostMetric int64
-	lateMetric uint64
 	dtmfRx     *dtmf.Receiver
 	detector   *dtmf.Detector
 	sink       Sink
@@ -388,11 +388,11 @@ func (s *Session) Start(m sdpneg.Media) error {
 		s.readers.Add(2)
 		go s.readRTP()
 		go s.readRTCP()
-		w := s.e.sched.pick()
 		s.mu.Lock()
-		s.worker = w
+		if !s.closed {
+			s.worker, s.phase = s.e.sched.place(s)
+		}
 		s.mu.Unlock()
-		w.add(s)
 	}
 	return nil
 }
@@ -494,10 +494,10 @@ func (s *Session) Close() error {
 	}
 	s.dtmfRx.Flush()
 	s.updateLossMetricLocked()
-	w := s.worker
+	w, j := s.worker, s.phase
 	s.unlockAndDeliver()
 	if w != nil {
-		w.remove(s)
+		w.remove(s, j)
 	}
 	err := errors.Join(s.rtpConn.Close(), s.rtcpConn.Close())
 	s.readers.Wait()
@@ -519,9 +519,10 @@ func (s *Session) updateLossMetricLocked() {
 	}
 }
 
-// tick is called by worker w every 20 ms with the tick number n. It
-// returns false once the session is closed.
-func (s *Session) tick(w *worker, now time.Time, n int64) bool {
+// tick is called by the session's worker every 20 ms with the tick number
+// n and the deadline due of the session's phase in that tick. It returns
+// false once the session is closed.
+func (s *Session) tick(now time.Time, n int64, due time.Time) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -529,7 +530,7 @@ func (s *Session) tick(w *worker, now time.Time, n int64) bool {
 	}
 	if s.n0 < 0 {
 		s.n0 = n
-		s.t0 = w.deadline(n)
+		s.t0 = due
 		s.nextRTCP = now.Add(s.cfg.RTCPInterval / 2)
 	}
 	s.dtmfRx.Poll(now)
