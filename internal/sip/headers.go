@@ -32,12 +32,10 @@ func NewBranch(prefix string) string {
 	for i := range b {
 		b[i] = byte(v >> (8 * i))
 	}
-	var sb strings.Builder
-	sb.Grow(len(BranchMagic) + len(prefix) + 16)
-	sb.WriteString(BranchMagic)
-	sb.WriteString(prefix)
-	sb.WriteString(hex.EncodeToString(b[:]))
-	return sb.String()
+	var buf [64]byte
+	out := append(append(buf[:0], BranchMagic...), prefix...)
+	out = hex.AppendEncode(out, b[:])
+	return string(out)
 }
 
 // NewVia returns a Via for this element: SIP/2.0/<TRANSPORT> host:port;branch=...;rport.
@@ -46,7 +44,18 @@ func NewVia(transport, host string, port int, branch string) *sip.ViaHeader {
 	p.Add("branch", branch)
 	p.Add("rport", "")
 	return &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0",
-		Transport: strings.ToUpper(transport), Host: host, Port: port, Params: p}
+		Transport: upperTransport(transport), Host: host, Port: port, Params: p}
+}
+
+// upperTransport is strings.ToUpper(t) without allocating for the usual transports.
+func upperTransport(t string) string {
+	switch t {
+	case UDP, "UDP":
+		return "UDP"
+	case TCP, "TCP":
+		return "TCP"
+	}
+	return strings.ToUpper(t)
 }
 
 // ElementURI returns the URI of this element for Record-Route or Route:

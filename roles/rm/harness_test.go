@@ -95,17 +95,6 @@ func (u *testUA) recvResponse(min int) *sip.Response {
 	}
 }
 
-// recvRequest returns the next request of method, skipping others.
-func (u *testUA) recvRequest(method sip.RequestMethod) *sip.Request {
-	u.t.Helper()
-	for {
-		m := u.recv()
-		if r, ok := m.(*sip.Request); ok && r.Method == method {
-			return r
-		}
-	}
-}
-
 var callSeq atomic.Int64
 
 // invite returns an INVITE from u to rm at rmAddr for ruri.

@@ -1,8 +1,8 @@
 package rm
 
 import (
+	"bytes"
 	"context"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -37,6 +37,7 @@ type proxy struct {
 	metrics  *metrics
 	source   ConfigSource
 	billing  billing.Publisher
+	records  *recordQueue // nil without billing
 	inflight lifecycle.Inflight
 	draining atomic.Bool
 	done     chan struct{}
@@ -112,7 +113,9 @@ func (p *proxy) onRequest(req *sip.Request, from peer) {
 	}
 	key, ok := serverKey(req, req.Method)
 	if !ok {
-		key = "2543|" + req.CallID().Value() + "|" + strconv.Itoa(int(req.CSeq().SeqNo)) + "|" + via.SentBy() + "|" + string(req.Method)
+		// RFC 2543 client: the key is made of the request's identifying fields.
+		key = txKey{branch: "2543|" + req.CallID().Value() + "|" + strconv.Itoa(int(req.CSeq().SeqNo)),
+			host: via.Host, port: via.Port, method: req.Method}
 	}
 	stx, created := p.newServerTx(key, req, from)
 	if !created {
@@ -121,10 +124,13 @@ func (p *proxy) onRequest(req *sip.Request, from peer) {
 	}
 	inDialog := req.To().Params.Has("tag")
 	if req.IsInvite() {
-		stx.respond(gvpsip.NewResponse(req, 100, "Trying"))
+		b := getBuf()
+		writeTrying(b, req)
+		stx.respondData(b.Bytes(), 100)
+		putBuf(b)
 	}
 	popped := p.popRoutes(req)
-	ourRURI := p.isOurs(&req.Recipient) && req.Route() == nil
+	ourRURI := p.isOurs(&req.Recipient) && topRoute(req) == nil
 	if ourRURI && req.Method == sip.OPTIONS {
 		res := gvpsip.NewResponse(req, 200, "OK")
 		res.AppendHeader(sip.NewHeader("Allow", allowHeader))
@@ -156,20 +162,65 @@ func (p *proxy) onRequest(req *sip.Request, from peer) {
 	stx.respond(res)
 }
 
+// topRoute returns the request's first Route, as req.Route() does without allocating when
+// there is none (Route is parsed when a request is, so each one is a *sip.RouteHeader).
+func topRoute(req *sip.Request) *sip.RouteHeader {
+	for _, h := range req.Headers() {
+		if r, ok := h.(*sip.RouteHeader); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// writeTrying writes the 100 Trying to req: the bytes gvpsip.NewResponse(req, 100, "Trying")
+// serialises to (Vias, From, To, Call-ID, CSeq and Timestamp copied, Content-Length 0), without
+// building the response.
+func writeTrying(b *bytes.Buffer, req *sip.Request) {
+	b.WriteString(req.SipVersion)
+	b.WriteString(" 100 Trying\r\n")
+	hs := req.Headers()
+	for _, h := range hs {
+		if v, ok := h.(*sip.ViaHeader); ok {
+			writeVia(b, v)
+			b.WriteString("\r\n")
+		}
+	}
+	for _, h := range [...]sip.Header{req.From(), req.To(), req.CallID(), req.CSeq()} {
+		writeHeader(b, h)
+		b.WriteString("\r\n")
+	}
+	for _, h := range hs {
+		if strings.EqualFold(h.Name(), "Timestamp") {
+			h.StringWrite(b)
+			b.WriteString("\r\n")
+		}
+	}
+	b.WriteString("Content-Length: 0\r\n\r\n")
+}
+
 // loopHash is the RFC 3261 16.6 step 8 hash of the fields that change when a request spirals
-// instead of looping: Request-URI, Call-ID, From tag, CSeq number and the top Route.
+// instead of looping: Request-URI, Call-ID, From tag, CSeq number and the top Route (FNV-1a,
+// 32 bits, base 36).
 func loopHash(req *sip.Request) string {
-	h := fnv.New32a()
-	h.Write([]byte(req.Recipient.String()))
-	h.Write([]byte(req.CallID().Value()))
+	b := getBuf()
+	writeURI(b, &req.Recipient)
+	b.WriteString(req.CallID().Value())
 	if t, ok := req.From().Params.Get("tag"); ok {
-		h.Write([]byte(t))
+		b.WriteString(t)
 	}
-	h.Write([]byte(strconv.Itoa(int(req.CSeq().SeqNo))))
-	if r := req.Route(); r != nil {
-		h.Write([]byte(r.Address.String()))
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(req.CSeq().SeqNo), 10))
+	if r := topRoute(req); r != nil {
+		writeURI(b, &r.Address)
 	}
-	return strconv.FormatUint(uint64(h.Sum32()), 36) + "."
+	h := uint32(2166136261)
+	for _, c := range b.Bytes() {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	putBuf(b)
+	var out [8]byte
+	return string(append(strconv.AppendUint(out[:0], uint64(h), 36), '.'))
 }
 
 // looped reports whether one of the request's Vias is ours with the branch we would give it now.
@@ -209,7 +260,7 @@ func (p *proxy) popRoutes(req *sip.Request) string {
 	}
 	tr := ""
 	for {
-		r := req.Route()
+		r := topRoute(req)
 		if r == nil || !p.isOurs(&r.Address) {
 			return tr
 		}
@@ -239,7 +290,7 @@ func removeLastRoute(req *sip.Request) {
 // facing that side), else UDP.
 func (p *proxy) nextHop(req *sip.Request, popped string) (peer, error) {
 	u := &req.Recipient
-	if r := req.Route(); r != nil {
+	if r := topRoute(req); r != nil {
 		u = &r.Address
 	}
 	tr := ""
@@ -420,7 +471,7 @@ func (p *proxy) onAck(req *sip.Request, from peer) {
 		return
 	}
 	dst, err := p.nextHop(req, popped)
-	if err != nil || p.isOurs(&req.Recipient) && req.Route() == nil {
+	if err != nil || p.isOurs(&req.Recipient) && topRoute(req) == nil {
 		return
 	}
 	if c := p.calls.get(req.CallID().Value()); c != nil {
@@ -521,7 +572,7 @@ func (p *proxy) probe(m *member, wait time.Duration) bool {
 // hangUpStray ends a dialog an abandoned branch established after rm moved on: ACK its 2xx
 // and send BYE, so the mcp does not hold a call nobody will use.
 func (p *proxy) hangUpStray(tx *clientTx, req *sip.Request, res *sip.Response) {
-	if req == nil {
+	if req == nil || res.To() == nil {
 		return
 	}
 	target := req.Recipient

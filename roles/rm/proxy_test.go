@@ -112,6 +112,7 @@ func TestCallThroughRM(t *testing.T) {
 		t.Fatal("BYE did not reach the mcp")
 	}
 	waitFor(t, "call end", func() bool { return r.ActiveCalls() == 0 })
+	waitFor(t, "billing records", func() bool { return len(pub.Records()) >= 2 }) // published off the SIP path
 	recs := pub.Records()
 	if len(recs) != 2 {
 		t.Fatalf("%d billing records, want start and end", len(recs))
@@ -282,6 +283,7 @@ func TestDialogTimeoutReleases(t *testing.T) {
 	if r.ActiveCalls() != 0 || r.px.counters.tenantCalls("t100") != 0 {
 		t.Fatal("counters not released")
 	}
+	waitFor(t, "end record", func() bool { return len(pub.Records()) >= 2 })
 	last := pub.Records()[len(pub.Records())-1].(*billing.CDR)
 	if last.EndDetail != "dialog timeout" {
 		t.Fatalf("end CDR %+v", last)

@@ -17,7 +17,7 @@ import (
 type relay struct {
 	p    *proxy
 	stx  *serverTx
-	orig *sip.Request // as received, routes popped; cloned per attempt when routed to a pool
+	orig *sip.Request // as received, routes popped; copied (shallowCopy) per attempt when routed to a pool
 	call *call        // the dialog for initial INVITEs
 
 	// Pool routing.
@@ -38,6 +38,20 @@ type relay struct {
 	cancelReq bool // a CANCEL waits for the first provisional
 	finished  bool
 	failTimer *time.Timer
+}
+
+// shallowCopy returns req with Request-URI ruri as a new request sharing req's header values
+// and body: headers can be added to and removed from either without touching the other. The
+// shared values are not changed once a request is forwarded (ACK and CANCEL are built from
+// copies), which is what makes sharing safe.
+func shallowCopy(req *sip.Request, ruri sip.Uri) *sip.Request {
+	fwd := sip.NewRequest(req.Method, ruri)
+	fwd.SipVersion = req.SipVersion
+	for _, h := range req.Headers() {
+		fwd.AppendHeader(h)
+	}
+	fwd.SetBody(req.Body())
+	return fwd
 }
 
 // tryNext sends the request to the next destination, or answers upstream when none is left.
@@ -78,8 +92,7 @@ func (r *relay) tryNext() {
 			return
 		}
 		r.tried = append(r.tried, m)
-		fwd, dst = r.orig.Clone(), m.dst()
-		fwd.Recipient = mcpURI(r.profile, m.host, m.port, m.transport, r.dnis)
+		fwd, dst = shallowCopy(r.orig, mcpURI(r.profile, m.host, m.port, m.transport, r.dnis)), m.dst()
 	}
 	r.attempts++
 	if r.recordRoute {

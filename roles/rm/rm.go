@@ -125,16 +125,8 @@ func DefaultConfig() Config {
 
 // Validate checks the section; prefix is its key ("rm").
 func (c Config) Validate(prefix string) error {
-	if err := config.CheckHostPort(prefix+".sip.listen", c.SIP.Listen); err != nil {
+	if err := gvpsip.CheckListen(prefix+".sip", c.SIP.Listen, c.SIP.Transports); err != nil {
 		return err
-	}
-	if len(c.SIP.Transports) == 0 {
-		return config.Errorf(prefix+".sip.transports", "at least one transport is needed")
-	}
-	for _, t := range c.SIP.Transports {
-		if t != "udp" && t != "tcp" {
-			return config.Errorf(prefix+".sip.transports", "unknown transport %q (want udp or tcp)", t)
-		}
 	}
 	if c.SIP.MaxMessageSize < 1024 || c.SIP.MaxMessageSize > 1<<20 {
 		return config.Errorf(prefix+".sip.max_message_size", "must be between 1024 and 1048576")
@@ -255,6 +247,9 @@ func (r *RM) Start(ctx context.Context) error {
 		gvpsip.UDP: gvpsip.ElementURI(p.host, p.port, gvpsip.UDP),
 		gvpsip.TCP: gvpsip.ElementURI(p.host, p.port, gvpsip.TCP),
 	}
+	if p.billing != nil {
+		p.records = newRecordQueue(p.billing, log)
+	}
 	p.pools = newPools(p)
 	p.tp = newTransport(lis, r.cfg.SIP.MaxMessageSize, r.cfg.SIP.MaxTCPConnections, log, p.handle, p.onBad)
 	r.px = p
@@ -342,6 +337,9 @@ func (r *RM) stopSIP() {
 	r.px.pools.stopAll()
 	r.px.tp.close()
 	r.wg.Wait()
+	if r.px.records != nil {
+		r.px.records.close()
+	}
 }
 
 // SIPAddr returns the bound SIP address (UDP and TCP share it).

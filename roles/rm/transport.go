@@ -6,9 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +63,8 @@ type transport struct {
 	log      zerolog.Logger
 	udp      *net.UDPConn
 	tcp      *net.TCPListener
-	parser   *sip.Parser
+	parser   *sip.Parser // requests, and everything over TCP
+	resp     *sip.Parser // UDP responses
 	handle   msgHandler
 	bad      badHandler
 	maxConns int
@@ -72,9 +76,11 @@ type transport struct {
 }
 
 func newTransport(l *gvpsip.Listeners, maxMsg, maxConns int, log zerolog.Logger, h msgHandler, bad badHandler) *transport {
-	p := sip.NewParser()
+	p := sip.NewParser(sip.WithHeadersParsers(proxyHeaderParsers(lazyHeaders)))
 	p.MaxMessageLength = maxMsg
-	return &transport{log: log, udp: l.UDP, tcp: l.TCP, parser: p, handle: h, bad: bad,
+	rp := sip.NewParser(sip.WithHeadersParsers(proxyHeaderParsers(lazyResponseHeaders)))
+	rp.MaxMessageLength = maxMsg
+	return &transport{log: log, udp: l.UDP, tcp: l.TCP, parser: p, resp: rp, handle: h, bad: bad,
 		maxConns: maxConns, conns: map[netip.AddrPort]*tcpConn{}}
 }
 
@@ -131,7 +137,11 @@ func (t *transport) readUDP() {
 			continue
 		}
 		from := peer{proto: gvpsip.UDP, addr: unmap(addr)}
-		msg, err := t.parser.ParseSIP(data)
+		parser := t.parser
+		if bytes.HasPrefix(data, sipVersionPrefix) {
+			parser = t.resp
+		}
+		msg, err := parser.ParseSIP(data)
 		if err != nil {
 			t.bad(data, from, err)
 			continue
@@ -352,13 +362,181 @@ func (c *tcpConn) readLoop(nc *net.TCPConn) {
 	}
 }
 
+// lazyHeaders are headers of a request that rm neither reads on its hot path nor changes: they
+// are kept as text when a message is parsed, and so forwarded byte for byte; sipgo parses one on
+// first access (res.Contact() for a stray 2xx, for instance) and keeps the result.
+var lazyHeaders = []string{"contact", "m", "content-type", "c", "record-route", "refer-to", "referred-by"}
+
+// lazyResponseHeaders are, for responses, lazyHeaders and the headers rm reads only off its hot
+// path (To and From for the ACK of a non-2xx, the BYE of a stray 2xx) or never (Call-ID,
+// request-only headers). A response's Vias stay parsed: rm removes the top one.
+var lazyResponseHeaders = append([]string{"from", "f", "to", "t", "call-id", "i", "max-forwards", "route"},
+	lazyHeaders...)
+
+// sipVersionPrefix starts the status line of a response.
+var sipVersionPrefix = []byte("SIP/")
+
+// proxyHeaderParsers returns sipgo's header parsers without the lazy ones.
+func proxyHeaderParsers(lazy []string) map[string]sip.HeaderParser {
+	m := map[string]sip.HeaderParser{}
+	for k, v := range sip.DefaultHeadersParser() {
+		m[k] = v
+	}
+	for _, k := range lazy {
+		delete(m, k)
+	}
+	return m
+}
+
 // writeMsg serialises m into a pooled buffer and sends it to p.
-func (t *transport) writeMsg(p peer, m sip.Message) error {
+func (t *transport) writeMsg(p peer, m wireMessage) error {
 	b := getBuf()
-	m.StringWrite(b)
+	writeMessage(b, m)
 	err := t.send(p, b.Bytes())
 	putBuf(b)
 	return err
+}
+
+// wireMessage is a request or a response.
+type wireMessage interface {
+	sip.Message
+	StartLineWrite(io.StringWriter)
+	Headers() []sip.Header
+}
+
+// writeMessage writes m exactly as sipgo's StringWrite does, without its per-message copies
+// (the body converted to a string, URIs, Vias and numbers formatted into strings first, an
+// IPv6 test that parses every host).
+func writeMessage(b *bytes.Buffer, m wireMessage) {
+	switch m := m.(type) {
+	case *sip.Request:
+		b.WriteString(string(m.Method))
+		b.WriteByte(' ')
+		writeURI(b, &m.Recipient)
+		b.WriteByte(' ')
+		b.WriteString(m.SipVersion)
+	case *sip.Response:
+		b.WriteString(m.SipVersion)
+		b.WriteByte(' ')
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(m.StatusCode), 10))
+		b.WriteByte(' ')
+		b.WriteString(m.Reason)
+	default:
+		m.StartLineWrite(b)
+	}
+	b.WriteString("\r\n")
+	for _, h := range m.Headers() {
+		writeHeader(b, h)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+	b.Write(m.Body())
+}
+
+// writeHeader writes h as its StringWrite does.
+func writeHeader(b *bytes.Buffer, h sip.Header) {
+	switch h := h.(type) {
+	case *sip.ViaHeader:
+		writeVia(b, h)
+	case *sip.MaxForwardsHeader:
+		b.WriteString("Max-Forwards: ")
+		b.Write(strconv.AppendUint(b.AvailableBuffer(), uint64(*h), 10))
+	case *sip.ContentLengthHeader:
+		b.WriteString("Content-Length: ")
+		b.Write(strconv.AppendUint(b.AvailableBuffer(), uint64(*h), 10))
+	case *sip.FromHeader:
+		b.WriteString("From: ")
+		writeNameAddr(b, h.DisplayName, &h.Address, h.Params)
+	case *sip.ToHeader:
+		b.WriteString("To: ")
+		writeNameAddr(b, h.DisplayName, &h.Address, h.Params)
+	case *sip.RouteHeader:
+		b.WriteString("Route: ")
+		writeNameAddr(b, "", &h.Address, nil)
+	case *sip.RecordRouteHeader:
+		b.WriteString("Record-Route: ")
+		writeNameAddr(b, "", &h.Address, nil)
+	default:
+		h.StringWrite(b)
+	}
+}
+
+// writeNameAddr writes ["name" ]<uri>[;params].
+func writeNameAddr(b *bytes.Buffer, name string, u *sip.Uri, params sip.HeaderParams) {
+	if name != "" {
+		b.WriteByte('"')
+		b.WriteString(name)
+		b.WriteString("\" ")
+	}
+	b.WriteByte('<')
+	writeURI(b, u)
+	b.WriteByte('>')
+	if params != nil && params.Length() > 0 {
+		b.WriteByte(';')
+		params.ToStringWrite(';', b)
+	}
+}
+
+// writeURI writes u as sipgo's Uri.StringWrite does.
+func writeURI(b *bytes.Buffer, u *sip.Uri) {
+	if u.Raw() != "" || strings.IndexByte(u.Host, ':') >= 0 {
+		u.StringWrite(b) // a non-SIP URI, or an IPv6 host that sipgo brackets
+		return
+	}
+	if u.Scheme == "" {
+		b.WriteString("sip")
+	} else {
+		b.WriteString(u.Scheme)
+	}
+	b.WriteByte(':')
+	if u.HierarhicalSlashes {
+		b.WriteString("//")
+	}
+	if u.User != "" {
+		b.WriteString(u.User)
+		if u.Password != "" {
+			b.WriteByte(':')
+			b.WriteString(u.Password)
+		}
+		b.WriteByte('@')
+	}
+	b.WriteString(u.Host)
+	if u.Port > 0 {
+		b.WriteByte(':')
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(u.Port), 10))
+	}
+	if u.UriParams != nil && u.UriParams.Length() > 0 {
+		b.WriteByte(';')
+		u.UriParams.ToStringWrite(';', b)
+	}
+	if u.Headers != nil && u.Headers.Length() > 0 {
+		b.WriteByte('?')
+		u.Headers.ToStringWrite('&', b)
+	}
+}
+
+// writeVia writes a Via header as sipgo's ViaHeader.StringWrite does.
+func writeVia(b *bytes.Buffer, h *sip.ViaHeader) {
+	if strings.IndexByte(h.Host, ':') >= 0 {
+		h.StringWrite(b) // an IPv6 host: sipgo brackets it
+		return
+	}
+	b.WriteString("Via: ")
+	b.WriteString(h.ProtocolName)
+	b.WriteByte('/')
+	b.WriteString(h.ProtocolVersion)
+	b.WriteByte('/')
+	b.WriteString(h.Transport)
+	b.WriteByte(' ')
+	b.WriteString(h.Host)
+	if h.Port > 0 {
+		b.WriteByte(':')
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(h.Port), 10))
+	}
+	if h.Params != nil && h.Params.Length() > 0 {
+		b.WriteByte(';')
+		h.Params.ToStringWrite(';', b)
+	}
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

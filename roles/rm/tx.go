@@ -36,27 +36,37 @@ const (
 	stTerminated // gone from the table
 )
 
-// txTable is a sharded map of transactions keyed by string.
+// txKey identifies a transaction. Server transactions use the RFC 3261 17.2.3 fields (branch,
+// sent-by host and port, method); client transactions only the branch and method. Being a
+// struct of strings already held by the parsed message, it costs no allocation.
+type txKey struct {
+	branch string
+	host   string
+	port   int
+	method sip.RequestMethod
+}
+
+// txTable is a sharded map of transactions.
 type txTable[T any] struct {
 	seed   maphash.Seed
 	shards [64]struct {
 		mu sync.Mutex
-		m  map[string]T
+		m  map[txKey]T
 	}
 }
 
 func newTxTable[T any]() *txTable[T] {
 	t := &txTable[T]{seed: maphash.MakeSeed()}
 	for i := range t.shards {
-		t.shards[i].m = map[string]T{}
+		t.shards[i].m = map[txKey]T{}
 	}
 	return t
 }
 
-func (t *txTable[T]) shard(k string) int { return int(maphash.String(t.seed, k) & 63) }
+func (t *txTable[T]) shard(k txKey) int { return int(maphash.String(t.seed, k.branch) & 63) }
 
 // getOrPut returns the value under k, or stores v and returns it with loaded=false.
-func (t *txTable[T]) getOrPut(k string, v T) (T, bool) {
+func (t *txTable[T]) getOrPut(k txKey, v T) (T, bool) {
 	s := &t.shards[t.shard(k)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,7 +77,7 @@ func (t *txTable[T]) getOrPut(k string, v T) (T, bool) {
 	return v, false
 }
 
-func (t *txTable[T]) get(k string) (T, bool) {
+func (t *txTable[T]) get(k txKey) (T, bool) {
 	s := &t.shards[t.shard(k)]
 	s.mu.Lock()
 	v, ok := s.m[k]
@@ -75,62 +85,38 @@ func (t *txTable[T]) get(k string) (T, bool) {
 	return v, ok
 }
 
-func (t *txTable[T]) del(k string) {
+func (t *txTable[T]) del(k txKey) {
 	s := &t.shards[t.shard(k)]
 	s.mu.Lock()
 	delete(s.m, k)
 	s.mu.Unlock()
 }
 
-func (t *txTable[T]) len() int {
-	n := 0
-	for i := range t.shards {
-		t.shards[i].mu.Lock()
-		n += len(t.shards[i].m)
-		t.shards[i].mu.Unlock()
-	}
-	return n
-}
-
 // serverKey is the RFC 3261 17.2.3 key of a request: branch, sent-by and method (ACK and
 // CANCEL map to their INVITE when asked).
-func serverKey(req *sip.Request, method sip.RequestMethod) (string, bool) {
+func serverKey(req *sip.Request, method sip.RequestMethod) (txKey, bool) {
 	v := req.Via()
 	if v == nil {
-		return "", false
+		return txKey{}, false
 	}
 	br, _ := v.Params.Get("branch")
 	if len(br) <= len(gvpsip.BranchMagic) || br[:len(gvpsip.BranchMagic)] != gvpsip.BranchMagic {
-		return "", false
+		return txKey{}, false
 	}
-	return br + "|" + v.Host + ":" + itoa(v.Port) + "|" + string(method), true
+	return txKey{branch: br, host: v.Host, port: v.Port, method: method}, true
 }
 
 // clientKey is the key of a response or request of a client transaction: our branch and the
 // CSeq method.
-func clientKey(branch string, method sip.RequestMethod) string {
-	return branch + "|" + string(method)
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [8]byte
-	i := len(b)
-	for n > 0 && i > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
+func clientKey(branch string, method sip.RequestMethod) txKey {
+	return txKey{branch: branch, method: method}
 }
 
 // serverTx is the upstream side of a proxied request: it answers retransmissions with the last
 // response and retransmits final INVITE responses over UDP until the ACK.
 type serverTx struct {
 	p      *proxy
-	key    string
+	key    txKey
 	src    peer
 	invite bool
 	start  time.Time
@@ -145,7 +131,7 @@ type serverTx struct {
 	relay    *relay      // the forwarding in progress, for CANCEL
 }
 
-func (p *proxy) newServerTx(key string, req *sip.Request, src peer) (*serverTx, bool) {
+func (p *proxy) newServerTx(key txKey, req *sip.Request, src peer) (*serverTx, bool) {
 	tx := &serverTx{p: p, key: key, src: src, invite: req.IsInvite(), start: time.Now(),
 		method: string(req.Method), state: stProceeding}
 	got, loaded := p.stx.getOrPut(key, tx)
@@ -157,19 +143,26 @@ func (tx *serverTx) reliable() bool { return tx.src.proto != gvpsip.UDP }
 // respond sends res upstream. A response after a final one is dropped.
 func (tx *serverTx) respond(res *sip.Response) {
 	b := getBuf()
-	res.StringWrite(b)
-	data := append([]byte(nil), b.Bytes()...)
+	writeMessage(b, res)
+	tx.respondData(b.Bytes(), res.StatusCode)
 	putBuf(b)
-	code := res.StatusCode
+}
 
+// respondData sends the response data (code) upstream; data is copied when kept.
+func (tx *serverTx) respondData(data []byte, code int) {
 	tx.mu.Lock()
 	if tx.state != stProceeding {
 		tx.mu.Unlock()
 		return
 	}
-	tx.last = data
 	final := code >= 200
+	if !(final && tx.invite && code < 300) {
+		tx.last = append(tx.last[:0:0], data...)
+	}
 	if final {
+		// The forwarding is over: a CANCEL has nothing left to cancel. Dropping the relay
+		// frees the request it holds while the transaction absorbs retransmissions.
+		tx.relay = nil
 		switch {
 		case tx.invite && code < 300:
 			tx.state = stAccepted
@@ -212,6 +205,10 @@ func (tx *serverTx) endAfter(d time.Duration) {
 		tx.terminateLocked()
 		return
 	}
+	if tx.endTimer != nil {
+		tx.endTimer.Reset(d)
+		return
+	}
 	tx.endTimer = time.AfterFunc(d, tx.terminate)
 }
 
@@ -243,7 +240,7 @@ func (tx *serverTx) retransmitFinal() {
 	}
 	data := tx.last
 	tx.gEvery = min(2*tx.gEvery, timerT2)
-	tx.timer = time.AfterFunc(tx.gEvery, tx.retransmitFinal)
+	tx.timer.Reset(tx.gEvery)
 	tx.mu.Unlock()
 	_ = tx.p.tp.send(tx.src, data)
 }
@@ -294,16 +291,10 @@ func (tx *serverTx) getRelay() *relay {
 	return tx.relay
 }
 
-func (tx *serverTx) finalSent() bool {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	return tx.state != stProceeding
-}
-
 // clientTx is the downstream side: it retransmits over UDP, matches responses and times out.
 type clientTx struct {
 	p      *proxy
-	key    string
+	key    txKey
 	branch string
 	dst    peer
 	invite bool
@@ -314,7 +305,8 @@ type clientTx struct {
 	state     int
 	aEvery    time.Duration
 	timerA    *time.Timer
-	timerB    *time.Timer
+	timerB    *time.Timer // B, F, C, D or K: see setTimerB
+	bDeadline time.Time   // when timerB is due
 	ackData   []byte
 	onResp    respFunc
 	onTimeout func(*clientTx)
@@ -327,7 +319,7 @@ type respFunc func(tx *clientTx, req *sip.Request, res *sip.Response)
 // dst; send starts it.
 func (p *proxy) newClientTx(req *sip.Request, branch string, dst peer, onResp respFunc, onTimeout func(*clientTx)) *clientTx {
 	b := getBuf()
-	req.StringWrite(b)
+	writeMessage(b, req)
 	data := append([]byte(nil), b.Bytes()...)
 	putBuf(b)
 	return &clientTx{p: p, branch: branch, key: clientKey(branch, req.Method), dst: dst, invite: req.IsInvite(),
@@ -343,7 +335,7 @@ func (tx *clientTx) send() {
 		tx.aEvery = timerT1
 		tx.timerA = time.AfterFunc(tx.aEvery, tx.retransmit)
 	}
-	tx.timerB = time.AfterFunc(timer64T1, tx.timeout)
+	tx.setTimerB(timer64T1)
 	data := tx.data
 	tx.mu.Unlock()
 	if err := p.tp.send(tx.dst, data); err != nil {
@@ -366,10 +358,38 @@ func (tx *clientTx) retransmit() {
 	} else {
 		tx.aEvery = min(2*tx.aEvery, timerT2)
 	}
-	tx.timerA = time.AfterFunc(tx.aEvery, tx.retransmit)
+	tx.timerA.Reset(tx.aEvery)
 	data := tx.data
 	tx.mu.Unlock()
 	_ = tx.p.tp.send(tx.dst, data)
+}
+
+// setTimerB (re)arms the transaction's one long timer: B or F while calling, C while an INVITE
+// proceeds, D or K once completed. tx.mu is held.
+func (tx *clientTx) setTimerB(d time.Duration) {
+	tx.bDeadline = time.Now().Add(d)
+	if tx.timerB == nil {
+		tx.timerB = time.AfterFunc(d, tx.onTimerB)
+		return
+	}
+	tx.timerB.Reset(d)
+}
+
+// onTimerB ends a completed transaction (Timers D and K) or times out one still waiting for
+// its final response (B, F, C). A firing that a later setTimerB superseded is ignored.
+func (tx *clientTx) onTimerB() {
+	tx.mu.Lock()
+	if time.Until(tx.bDeadline) > time.Millisecond {
+		tx.mu.Unlock()
+		return
+	}
+	if tx.state >= stCompleted {
+		tx.terminateLocked()
+		tx.mu.Unlock()
+		return
+	}
+	tx.mu.Unlock()
+	tx.timeout()
 }
 
 // timeout is Timer B, F or C.
@@ -448,10 +468,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 					tx.timerA.Stop()
 				}
 				// Timer C replaces Timer B once the branch proceeds.
-				if tx.timerB != nil {
-					tx.timerB.Stop()
-				}
-				tx.timerB = time.AfterFunc(timerC, tx.timeout)
+				tx.setTimerB(timerC)
 			}
 		}
 		cb, req := tx.onResp, tx.req
@@ -478,14 +495,14 @@ func (tx *clientTx) receive(res *sip.Response) {
 		if req != nil {
 			ack := ackFor(req, res)
 			b := getBuf()
-			ack.StringWrite(b)
+			writeMessage(b, ack)
 			tx.ackData = append([]byte(nil), b.Bytes()...)
 			putBuf(b)
 		}
 		tx.req = nil
 		tx.data = nil
 		if tx.dst.proto == gvpsip.UDP {
-			tx.timerB = time.AfterFunc(timerD, tx.terminate)
+			tx.setTimerB(timerD)
 		} else {
 			tx.terminateLocked()
 		}
@@ -494,7 +511,7 @@ func (tx *clientTx) receive(res *sip.Response) {
 		tx.req = nil
 		tx.data = nil
 		if tx.dst.proto == gvpsip.UDP {
-			tx.timerB = time.AfterFunc(timerT4, tx.terminate)
+			tx.setTimerB(timerT4)
 		} else {
 			tx.terminateLocked()
 		}
