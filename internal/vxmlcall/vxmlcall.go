@@ -1,7 +1,7 @@
 // Package vxmlcall runs VoiceXML applications on live calls: it implements the interpreter's
 // Platform (internal/vxml) over a call's media — prompts rendered from TTS (internal/tts) and
 // fetched audio (internal/fetch) and played with barge-in, DTMF input, recording to WAV,
-// blind transfer and hang-up. The mcp role adapts its calls to the Call interface.
+// blind and bridge transfers and hang-up. The mcp role adapts its calls to the Call interface.
 package vxmlcall
 
 import (
@@ -33,6 +33,11 @@ type Call interface {
 	Hangup(ctx context.Context) error
 	// Refer asks the caller's side to call target (blind transfer, RFC 3515).
 	Refer(ctx context.Context, target string) error
+	// Bridge places a call to req.Dest and connects the caller with it until one side hangs
+	// up or req.MaxTime passes (bridge transfer). It returns the outcome as a TransferResult
+	// status, vxml.ErrHangup when the caller hung up (before or during the bridge), or a
+	// *vxml.Event (error.connection.*) when the call could not be placed at all.
+	Bridge(ctx context.Context, req *vxml.TransferRequest) (*vxml.TransferResult, error)
 	// SetSink routes the caller's decoded audio to k (nil: nowhere).
 	SetSink(k media.Sink)
 }
@@ -226,21 +231,32 @@ func (p *platform) Record(ctx context.Context, req *vxml.RecordRequest) (*vxml.R
 	return res, nil
 }
 
-// Transfer performs blind transfers by REFER. Bridge and consultation transfers need an
-// outbound leg through rm with media bridged here; until then they fail with
-// error.unsupported.transfer.<type>.
+// Transfer performs blind transfers by REFER and bridge transfers through the call's Bridge.
+// Consultation transfers fail with error.unsupported.transfer.consultation.
 func (p *platform) Transfer(ctx context.Context, req *vxml.TransferRequest) (*vxml.TransferResult, error) {
-	if req.Type != "blind" {
-		return nil, &vxml.Event{Name: "error.unsupported.transfer." + req.Type,
-			Message: req.Type + " transfer is not supported by this platform"}
-	}
-	if err := p.call.Refer(ctx, req.Dest); err != nil {
-		if errors.Is(err, vxml.ErrHangup) {
-			return nil, err
+	switch req.Type {
+	case "blind":
+		if err := p.call.Refer(ctx, req.Dest); err != nil {
+			if errors.Is(err, vxml.ErrHangup) {
+				return nil, err
+			}
+			return nil, &vxml.Event{Name: "error.connection.baddestination", Message: err.Error()}
 		}
-		return nil, &vxml.Event{Name: "error.connection.baddestination", Message: err.Error()}
+		return &vxml.TransferResult{Status: vxml.TransferUnknown}, nil
+	case "bridge":
+		res, err := p.call.Bridge(ctx, req)
+		var ev *vxml.Event
+		switch {
+		case err == nil:
+			return res, nil
+		case errors.Is(err, vxml.ErrHangup), errors.As(err, &ev), ctx.Err() != nil:
+			return nil, err
+		default:
+			return nil, &vxml.Event{Name: "error.connection.noroute", Message: err.Error()}
+		}
 	}
-	return &vxml.TransferResult{Status: vxml.TransferUnknown}, nil
+	return nil, &vxml.Event{Name: "error.unsupported.transfer." + req.Type,
+		Message: req.Type + " transfer is not supported by this platform"}
 }
 
 // Disconnect hangs up.

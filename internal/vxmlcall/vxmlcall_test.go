@@ -75,6 +75,10 @@ type fakeCall struct {
 	refers   []string
 	referErr error
 	hangups  int
+	// bridges are the Bridge requests; bridgeRes and bridgeErr their outcome.
+	bridges   []vxml.TransferRequest
+	bridgeRes *vxml.TransferResult
+	bridgeErr error
 }
 
 func (c *fakeCall) Play(_ context.Context, bargein bool, srcs ...media.Source) (bool, error) {
@@ -131,6 +135,13 @@ func (c *fakeCall) Refer(_ context.Context, target string) error {
 	defer c.mu.Unlock()
 	c.refers = append(c.refers, target)
 	return c.referErr
+}
+
+func (c *fakeCall) Bridge(_ context.Context, req *vxml.TransferRequest) (*vxml.TransferResult, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bridges = append(c.bridges, *req)
+	return c.bridgeRes, c.bridgeErr
 }
 
 func (c *fakeCall) SetSink(k media.Sink) {
@@ -413,6 +424,51 @@ func TestRecordHangup(t *testing.T) {
 	}
 }
 
+func TestTransferBridge(t *testing.T) {
+	req := vxml.TransferRequest{Type: "bridge", Dest: "sip:agent@127.0.0.1", ConnectTimeout: 5 * time.Second,
+		MaxTime: time.Minute, AAI: "case=42"}
+	badDest := &vxml.Event{Name: "error.connection.baddestination"}
+	for _, tc := range []struct {
+		name       string
+		res        *vxml.TransferResult
+		err        error
+		wantStatus string
+		wantEvent  string
+		wantErr    error
+	}{
+		{"far end hangs up", &vxml.TransferResult{Status: vxml.TransferFarEndDisconnect, Duration: 3 * time.Second},
+			nil, vxml.TransferFarEndDisconnect, "", nil},
+		{"busy", &vxml.TransferResult{Status: vxml.TransferBusy}, nil, vxml.TransferBusy, "", nil},
+		{"caller hangs up", nil, vxml.ErrHangup, "", "", vxml.ErrHangup},
+		{"bad destination event passes through", nil, badDest, "", "error.connection.baddestination", nil},
+		{"other failure is no route", nil, errors.New("dial: no transport"), "", "error.connection.noroute", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			call := &fakeCall{bridgeRes: tc.res, bridgeErr: tc.err}
+			r := req
+			res, err := newPlatform(t, call, nil).Transfer(context.Background(), &r)
+			if len(call.bridges) != 1 || call.bridges[0] != req || len(call.refers) != 0 {
+				t.Fatalf("bridges %+v refers %v, want one bridge of %+v", call.bridges, call.refers, req)
+			}
+			var ev *vxml.Event
+			switch {
+			case tc.wantEvent != "":
+				if !errors.As(err, &ev) || ev.Name != tc.wantEvent {
+					t.Fatalf("err %v, want event %s", err, tc.wantEvent)
+				}
+			case tc.wantErr != nil:
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				}
+			default:
+				if err != nil || res == nil || res.Status != tc.wantStatus || res.Duration != tc.res.Duration {
+					t.Fatalf("res %+v err %v, want %+v", res, err, tc.res)
+				}
+			}
+		})
+	}
+}
+
 func TestTransfer(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -426,7 +482,6 @@ func TestTransfer(t *testing.T) {
 		{"refused REFER is a bad destination", vxml.TransferRequest{Type: "blind", Dest: "sip:agent@127.0.0.1"}, errors.New("refer failed at notify: status 486"),
 			true, "error.connection.baddestination", nil},
 		{"hangup during REFER", vxml.TransferRequest{Type: "blind", Dest: "sip:agent@127.0.0.1"}, vxml.ErrHangup, true, "", vxml.ErrHangup},
-		{"bridge is unsupported", vxml.TransferRequest{Type: "bridge", Dest: "sip:agent@127.0.0.1"}, nil, false, "error.unsupported.transfer.bridge", nil},
 		{"consultation is unsupported", vxml.TransferRequest{Type: "consultation", Dest: "sip:agent@127.0.0.1"}, nil, false, "error.unsupported.transfer.consultation", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

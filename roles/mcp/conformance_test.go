@@ -55,15 +55,15 @@ var confExcluded = map[string]string{
 		"TestConformanceRecordOverCall asserts the shadow variables of a real recording",
 	"054-transfer-blind.vxml": "transfers to sip:queue@127.0.0.1 (port 5060, outside the test); " +
 		"TestConformanceBlindTransferOverCall asserts the same outcome with a target the test controls",
+	"053-transfer-bridge.vxml": "bridges to sip:agent@127.0.0.1 (port 5060, outside the test); " +
+		"TestConformanceBridgeTransferOverCall asserts the same outcome with the INVITE sent through " +
+		"mcp.transfer.proxy to a callee the test controls",
 }
 
 // confOverCall gives the outcome expected over a call when the mcp's platform deliberately
 // differs from the in-memory one, with the reason in a comment.
-var confOverCall = map[string]string{
-	// The in-memory platform fakes a successful bridge; vxmlcall has no outbound bridged leg
-	// yet and throws error.unsupported.transfer.bridge, which the document does not catch.
-	"053-transfer-bridge.vxml": "error error.unsupported.transfer.bridge",
-}
+// None does today.
+var confOverCall = map[string]string{}
 
 var confHeaderRE = regexp.MustCompile(`<!--\s*(assert|input|expect):\s*(.*?)\s*-->`)
 
@@ -546,6 +546,41 @@ func TestConformanceBlindTransferOverCall(t *testing.T) {
 	}
 	if !tr.RemoteHangup() || tr.Media().Stats().PacketsReceived == 0 {
 		t.Fatalf("transferred call: remote hangup %v, packets %d", tr.RemoteHangup(), tr.Media().Stats().PacketsReceived)
+	}
+}
+
+// TestConformanceBridgeTransferOverCall is 053-transfer-bridge over a call: the mcp sends the
+// outbound INVITE (Request-URI sip:agent@127.0.0.1) through mcp.transfer.proxy to a callee
+// that answers and hangs up 10.5 s later, so the document sees far_end_disconnect with a
+// duration of 10 s, as in memory.
+func TestConformanceBridgeTransferOverCall(t *testing.T) {
+	const name = "053-transfer-bridge.vxml"
+	uas := startUAS(t, 200, 10500*time.Millisecond)
+	base := confServer(t)
+	app := &confApp{r: confRunner(t), sessions: map[string]*confSession{}}
+	h := startMCP(t, func(c *Config, d *Deps) {
+		d.VoiceXML = app
+		c.Transfer.Proxy = uas.addr
+	})
+	u := base + name
+	s := newConfSession(confDoc{name: name, expect: "pass"})
+	app.add(u, s)
+	o := runConfDoc(context.Background(), newAgent(t), h.uri("dialog", ";voicexml="+url.QueryEscape(u)), s)
+	if o.callErr != nil {
+		t.Fatal(o.callErr)
+	}
+	if err := confExpect(o.res, "pass"); err != nil {
+		for _, e := range o.res.Trace {
+			t.Logf("  %8v %s", e.At.Round(time.Millisecond), e)
+		}
+		t.Fatal(err)
+	}
+	inv := uas.last()
+	if inv == nil || inv.Recipient.String() != "sip:agent@127.0.0.1" {
+		t.Fatalf("INVITE at the proxy %v, want Request-URI sip:agent@127.0.0.1", inv)
+	}
+	if sid := inv.GetHeader(headerSessionID); sid == nil || sid.Value() != "abc" {
+		t.Fatalf("%s %v, want the caller's session id abc", headerSessionID, sid)
 	}
 }
 

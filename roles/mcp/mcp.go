@@ -80,6 +80,16 @@ type Config struct {
 	FetchTimeout time.Duration `mapstructure:"fetch_timeout"`
 	// VoiceXML configures the VoiceXML runtime (fetching, TTS).
 	VoiceXML VoiceXMLConfig `mapstructure:"vxml"`
+	// Transfer configures the outbound leg of bridge transfers.
+	Transfer TransferConfig `mapstructure:"transfer"`
+}
+
+// TransferConfig configures bridge transfers (VoiceXML <transfer type="bridge">).
+type TransferConfig struct {
+	// Proxy is the host:port the outbound INVITE of a bridge transfer is sent to (as a loose
+	// route, the Request-URI staying the destination): rm, which routes mcp-originated calls
+	// to its upstream SIP Server. Empty (the default) sends the INVITE to the destination.
+	Proxy string `mapstructure:"proxy"`
 }
 
 // VoiceXMLConfig configures fetching and speech for VoiceXML applications and announcements.
@@ -200,6 +210,14 @@ func (c Config) Validate(prefix string) error {
 	}
 	if c.FetchTimeout < 100*time.Millisecond {
 		return config.Errorf(prefix+".fetch_timeout", "must be at least 100ms")
+	}
+	if p := c.Transfer.Proxy; p != "" {
+		if err := config.CheckHostPort(prefix+".transfer.proxy", p); err != nil {
+			return err
+		}
+		if host, port, _ := net.SplitHostPort(p); host == "" || port == "0" {
+			return config.Errorf(prefix+".transfer.proxy", "%q needs a host and a non-zero port", p)
+		}
 	}
 	return nil
 }

@@ -159,6 +159,11 @@ func (p callPlatform) Refer(ctx context.Context, target string) error {
 	return hangupErr(p.c.Refer(ctx, target))
 }
 
+func (p callPlatform) Bridge(ctx context.Context, req *vxml.TransferRequest) (*vxml.TransferResult, error) {
+	res, err := p.c.Bridge(ctx, req)
+	return res, hangupErr(err)
+}
+
 func (p callPlatform) SetSink(k media.Sink) { p.c.Media().SetSink(k) }
 
 // startVoiceXML builds the shared VoiceXML runtime — fetch cache, TTS, interpreter — unless
