@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -65,68 +64,25 @@ var confExcluded = map[string]string{
 // None does today.
 var confOverCall = map[string]string{}
 
-var confHeaderRE = regexp.MustCompile(`<!--\s*(assert|input|expect):\s*(.*?)\s*-->`)
-
 // confDoc is one document of the suite with its caller script and expected outcome.
-type confDoc struct {
-	name, assert, input, expect string
-}
+type confDoc = vxml.ConformanceCase
 
 func loadConfDocs(t *testing.T) []confDoc {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(confDir, "*.vxml"))
+	docs, err := vxml.LoadConformance(confDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []confDoc
-	for _, p := range files {
-		base := filepath.Base(p)
-		if strings.Contains(base, "--") {
-			continue // helper document of another case
+	for i, d := range docs {
+		if e, ok := confOverCall[d.Name]; ok {
+			docs[i].Expect = e
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := confDoc{name: base, expect: "pass"}
-		for _, m := range confHeaderRE.FindAllStringSubmatch(string(b), -1) {
-			switch m[1] {
-			case "assert":
-				d.assert = m[2]
-			case "input":
-				d.input = m[2]
-			case "expect":
-				d.expect = m[2]
-			}
-		}
-		if e, ok := confOverCall[base]; ok {
-			d.expect = e
-		}
-		out = append(out, d)
 	}
-	return out
+	return docs
 }
 
-// confExpect compares a result with an expectation: "pass" (exit with value 'pass'),
-// "error NAME" (uncaught error event) or a Reason, as in the in-memory suite.
-func confExpect(res *vxml.Result, expect string) error {
-	switch {
-	case expect == "pass":
-		if res.Reason != vxml.ReasonExit || res.Value != "pass" {
-			return fmt.Errorf("got reason=%s value=%v event=%s %s err=%v", res.Reason, res.Value, res.Event, res.Message, res.Err)
-		}
-	case strings.HasPrefix(expect, "error "):
-		want := strings.TrimPrefix(expect, "error ")
-		if res.Reason != vxml.ReasonError || res.Event != want {
-			return fmt.Errorf("got reason=%s event=%q (%s) value=%v err=%v, want error %s", res.Reason, res.Event, res.Message, res.Value, res.Err, want)
-		}
-	default:
-		if string(res.Reason) != expect {
-			return fmt.Errorf("got reason=%s value=%v event=%s %s, want %s", res.Reason, res.Value, res.Event, res.Message, expect)
-		}
-	}
-	return nil
-}
+// confExpect compares a result with an expectation, as in the in-memory suite.
+func confExpect(res *vxml.Result, expect string) error { return res.Check(expect) }
 
 // confServer serves the suite's folder like the in-memory fetcher: the same content types,
 // status500.vxml answering 500 and hang.vxml never answering. Any method is accepted
@@ -223,7 +179,7 @@ type confSession struct {
 
 func newConfSession(d confDoc) *confSession {
 	var toks []string
-	for _, f := range strings.Fields(d.input) {
+	for _, f := range strings.Fields(d.Input) {
 		if f == vxml.ScriptTimeout || f == vxml.ScriptHangup {
 			toks = append(toks, f)
 			continue
@@ -431,7 +387,7 @@ func TestConformanceOverCalls(t *testing.T) {
 	}
 	names := map[string]bool{}
 	for _, d := range docs {
-		names[d.name] = true
+		names[d.Name] = true
 	}
 	for n := range confExcluded {
 		if !names[n] {
@@ -459,10 +415,10 @@ func TestConformanceOverCalls(t *testing.T) {
 	sem := make(chan struct{}, confParallel)
 	var wg sync.WaitGroup
 	for i, d := range docs {
-		if _, ok := confExcluded[d.name]; ok {
+		if _, ok := confExcluded[d.Name]; ok {
 			continue
 		}
-		u := base + d.name
+		u := base + d.Name
 		s := newConfSession(d)
 		app.add(u, s)
 		target := h.uri("dialog", ";voicexml="+url.QueryEscape(u)+";gvp-tenant-id=80dd")
@@ -477,8 +433,8 @@ func TestConformanceOverCalls(t *testing.T) {
 	wg.Wait()
 
 	for i, d := range docs {
-		t.Run(strings.TrimSuffix(d.name, ".vxml"), func(t *testing.T) {
-			if why, ok := confExcluded[d.name]; ok {
+		t.Run(strings.TrimSuffix(d.Name, ".vxml"), func(t *testing.T) {
+			if why, ok := confExcluded[d.Name]; ok {
 				t.Skipf("not observable over a call: %s", why)
 			}
 			o := outcomes[i]
@@ -486,10 +442,10 @@ func TestConformanceOverCalls(t *testing.T) {
 				t.Logf("%s: the mcp sent BYE before the ACK", o.note)
 			}
 			if o.callErr != nil {
-				t.Fatalf("%s (%s): %v (caller did %q)", d.name, d.assert, o.callErr, o.caller)
+				t.Fatalf("%s (%s): %v (caller did %q)", d.Name, d.Assert, o.callErr, o.caller)
 			}
-			if err := confExpect(o.res, d.expect); err != nil {
-				t.Errorf("%s (%s): %v\ninput %q, caller did %q", d.name, d.assert, err, d.input, o.caller)
+			if err := confExpect(o.res, d.Expect); err != nil {
+				t.Errorf("%s (%s): %v\ninput %q, caller did %q", d.Name, d.Assert, err, d.Input, o.caller)
 				for _, e := range o.res.Trace {
 					t.Logf("  %8v %s", e.At.Round(time.Millisecond), e)
 				}
@@ -523,7 +479,7 @@ func TestConformanceBlindTransferOverCall(t *testing.T) {
 	app := &confApp{r: confRunner(t), sessions: map[string]*confSession{}}
 	h := startMCP(t, func(_ *Config, d *Deps) { d.VoiceXML = app })
 	u := "http://" + ln.Addr().String() + "/transfer.vxml"
-	s := newConfSession(confDoc{name: "transfer.vxml", expect: string(vxml.ReasonTransfer)})
+	s := newConfSession(confDoc{Name: "transfer.vxml", Expect: string(vxml.ReasonTransfer)})
 	app.add(u, s)
 	transferTo := h.annc(t, "")
 	target := h.uri("dialog", ";voicexml="+url.QueryEscape(u)+";target="+url.QueryEscape(transferTo))
@@ -563,7 +519,7 @@ func TestConformanceBridgeTransferOverCall(t *testing.T) {
 		c.Transfer.Proxy = uas.addr
 	})
 	u := base + name
-	s := newConfSession(confDoc{name: name, expect: "pass"})
+	s := newConfSession(confDoc{Name: name, Expect: "pass"})
 	app.add(u, s)
 	o := runConfDoc(context.Background(), newAgent(t), h.uri("dialog", ";voicexml="+url.QueryEscape(u)), s)
 	if o.callErr != nil {
@@ -617,7 +573,7 @@ func TestConformanceRecordOverCall(t *testing.T) {
 	app := &confApp{r: confRunner(t), sessions: map[string]*confSession{}}
 	h := startMCP(t, func(_ *Config, d *Deps) { d.VoiceXML = app })
 	u := "http://" + ln.Addr().String() + "/record.vxml"
-	s := newConfSession(confDoc{name: "record.vxml", expect: "pass"})
+	s := newConfSession(confDoc{Name: "record.vxml", Expect: "pass"})
 	app.add(u, s)
 	// The caller speaks once the recording has started (after the beep).
 	s.onRecord = func(c *caller.Call) { c.Media().Play(media.NewPCMSource(samples)) }
