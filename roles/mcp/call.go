@@ -498,9 +498,10 @@ func (c *Call) finish(reason billing.EndReason, detail string, bye bool) {
 	if bye && c.acked != nil {
 		<-c.acked // the ACK (the call stays findable for it), or the end of the 2xx retransmissions
 	}
-	m.unregister(c)
+	// Metrics first: whoever sees the call gone (Active) also sees it counted.
 	m.metrics.sessions.WithLabelValues(c.entry.Service).Dec()
 	m.metrics.ended.WithLabelValues(string(reason)).Inc()
+	m.unregister(c)
 	if bye {
 		ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 		res, err := c.send(ctx, c.newRequest(sip.BYE))

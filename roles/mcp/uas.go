@@ -178,12 +178,14 @@ func (m *MCP) retryAfter() sip.Header {
 
 // rejectInvite answers an initial INVITE with a final failure and writes its CDR.
 func (m *MCP) rejectInvite(req *sip.Request, tx sip.ServerTransaction, start time.Time, sessionID string, code int, detail string, hdrs ...sip.Header) {
-	m.respond(req, tx, code, hdrs...)
+	// Counted and recorded before the answer goes out, so whoever sees the answer also sees
+	// the metric and the record.
 	m.metrics.calls.WithLabelValues(resultRejected).Inc()
 	m.metrics.responses.WithLabelValues(responseClass(code)).Inc()
 	cdr := m.newCDR(req, sessionID, "", start)
 	cdr.Complete(time.Now(), billing.EndRejected, detail, code)
 	m.publish(cdr, m.log)
+	m.respond(req, tx, code, hdrs...)
 	m.log.Info().Str("call_id", callIDOf(req)).Str("gvp_session_id", sessionID).Int("status", code).
 		Str("detail", detail).Str("request_uri", req.Recipient.String()).Msg("invite rejected")
 }
