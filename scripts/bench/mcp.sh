@@ -32,6 +32,7 @@ PROMPT="file://$WORK/prompt.wav"
 "$WORK/gvp" mcp --data-dir "$WORK" --log-level warn \
   --set mcp.sip.listen=127.0.0.1:$SIP_PORT --set mcp.admin.listen=127.0.0.1:$ADMIN_PORT \
   --set mcp.max_sessions=10000 --set mcp.rtp.port_min=20000 --set mcp.rtp.port_max=45000 \
+  --set mcp.vxml.allow_file=true \
   >"$WORK/mcp.log" 2>&1 &
 MCP_PID=$!
 cleanup() { kill "$MCP_PID" 2>/dev/null || true; wait "$MCP_PID" 2>/dev/null || true; rm -rf "$WORK"; }
