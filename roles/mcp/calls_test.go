@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/opengvp/gvp/internal/vxml"
 	"net/http"
 	"net/url"
 	"strings"
@@ -382,7 +383,7 @@ func TestVoiceXMLCall(t *testing.T) {
 		hits <- hit{r.URL.Path, r.URL.RawQuery}
 		w.Header().Set("Content-Type", "application/voicexml+xml")
 		fmt.Fprint(w, `<?xml version="1.0"?><vxml version="2.1" xmlns="http://www.w3.org/2001/vxml">
-<form><field name="d" type="digits?length=1"><prompt>Press a key please.</prompt>
+<form><block><log label="ivr.step">start</log></block><field name="d" type="digits?length=1"><prompt>Press a key please.</prompt>
 <filled><submit next="result.vxml" namelist="d" method="get"/></filled></field></form></vxml>`)
 	})
 	mux.HandleFunc("/result.vxml", func(w http.ResponseWriter, r *http.Request) {
@@ -413,6 +414,27 @@ func TestVoiceXMLCall(t *testing.T) {
 	}
 	if r.PacketsReceived < 25 {
 		t.Fatalf("prompt audio not received: %d packets", r.PacketsReceived)
+	}
+	// Application metrics and the path through the application in the call's records.
+	waitFor(t, "session accounted", 5*time.Second, func() bool {
+		return counter(t, h.m.vxmlMetrics.sessions.WithLabelValues(string(vxml.ReasonDisconnect))) == 1
+	})
+	if v := counter(t, h.m.vxmlMetrics.logs.WithLabelValues("ivr.step")); v != 1 {
+		t.Fatalf("<log> counter %v", v)
+	}
+	var docs, ends int
+	for _, rec := range h.pub.Records() {
+		if ev, ok := rec.(*billing.Event); ok && ev.SessionID == r.SessionID {
+			switch ev.Kind {
+			case "vxml.document":
+				docs++
+			case "vxml.end":
+				ends++
+			}
+		}
+	}
+	if docs != 2 || ends != 1 {
+		t.Fatalf("trace records: %d documents, %d ends; want 2 and 1", docs, ends)
 	}
 }
 

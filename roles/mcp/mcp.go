@@ -253,6 +253,8 @@ type MCP struct {
 	mediaIP netip.Addr
 	audio   AudioLoader
 	vxml    Application
+	// vxmlMetrics are the VoiceXML application metrics (nil with Deps.VoiceXML).
+	vxmlMetrics *vxmlMetrics
 
 	lis     *gvpsip.Listeners
 	ua      *sipgo.UserAgent

@@ -1,9 +1,14 @@
 package mcp
 
 import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/opengvp/gvp/internal/billing"
 	"net/url"
 	"strings"
 	"time"
@@ -19,13 +24,117 @@ import (
 // NewVoiceXML returns the Application that runs `sip:dialog@...;voicexml=URL` calls on r.
 func NewVoiceXML(r *vxmlcall.Runner) Application { return voiceXMLApp{r: r} }
 
-type voiceXMLApp struct{ r *vxmlcall.Runner }
+type voiceXMLApp struct {
+	r *vxmlcall.Runner
+	m *MCP // metrics and records; nil in tests that build the app alone
+}
+
+// maxTraceRecords bounds the trace entries attached to a call's records as call events.
+const maxTraceRecords = 100
+
+// traceRecordKinds are the trace entries attached to the call's records: the path through
+// the application (documents, dialogs, events and how the session ended), not every prompt
+// and key, which stay in the debug log.
+var traceRecordKinds = map[string]bool{
+	vxml.TraceDocument: true, vxml.TraceDialog: true, vxml.TraceEvent: true,
+	vxml.TraceLog: true, vxml.TraceEnd: true,
+}
+
+// maxLogLabels bounds the distinct <log label> values counted; the rest count as "other".
+const maxLogLabels = 64
+
+// vxmlMetrics are the application metrics of VoiceXML sessions.
+type vxmlMetrics struct {
+	sessions *prometheus.CounterVec
+	events   *prometheus.CounterVec
+	logs     *prometheus.CounterVec
+	mu       sync.Mutex
+	labels   map[string]bool
+}
+
+func newVXMLMetrics(reg prometheus.Registerer) (*vxmlMetrics, error) {
+	v := &vxmlMetrics{
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gvp_mcp_vxml_sessions_total", Help: "VoiceXML sessions ended, by reason (exit, disconnect, hangup, transfer, error).",
+		}, []string{"reason"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gvp_mcp_vxml_events_total", Help: "VoiceXML events thrown, by family (error, noinput, nomatch, connection, help, other).",
+		}, []string{"family"}),
+		logs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gvp_mcp_vxml_log_total", Help: "<log> elements executed, by label (at most 64 labels; the rest as other).",
+		}, []string{"label"}),
+		labels: map[string]bool{},
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{v.sessions, v.events, v.logs} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return v, nil
+}
+
+func eventFamily(name string) string {
+	fam, _, _ := strings.Cut(name, ".")
+	switch fam {
+	case "error", "noinput", "nomatch", "connection", "help", "cancel", "exit", "telephone":
+		return fam
+	}
+	return "other"
+}
+
+func (v *vxmlMetrics) logLabel(label string) string {
+	if label == "" {
+		return "none"
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.labels[label] {
+		return label
+	}
+	if len(v.labels) >= maxLogLabels || len(label) > 64 {
+		return "other"
+	}
+	v.labels[label] = true
+	return label
+}
+
+// account counts the session in the metrics and attaches its path through the application
+// to the call's records as call events (kind "vxml.<trace kind>").
+func (a voiceXMLApp) account(c *Call, res *vxml.Result) {
+	if a.m == nil {
+		return
+	}
+	if v := a.m.vxmlMetrics; v != nil {
+		v.sessions.WithLabelValues(string(res.Reason)).Inc()
+		for _, t := range res.Trace {
+			switch t.Kind {
+			case vxml.TraceEvent:
+				name, _, _ := strings.Cut(t.Detail, " ")
+				v.events.WithLabelValues(eventFamily(name)).Inc()
+			case vxml.TraceLog:
+				label, _, _ := strings.Cut(t.Detail, ": ")
+				v.logs.WithLabelValues(v.logLabel(label)).Inc()
+			}
+		}
+	}
+	n := 0
+	for _, t := range res.Trace {
+		if !traceRecordKinds[t.Kind] || n >= maxTraceRecords {
+			continue
+		}
+		n++
+		a.m.publish(billing.NewEvent(c.SessionID(), c.start.Add(t.At), "vxml."+t.Kind, t.Detail), c.log)
+	}
+}
 
 // Run fetches the initial page with the session's identifiers in its query (as GVP does) and
 // runs the application until it ends; the execution trace goes to the call's debug log and
 // an uncaught error event becomes the call's end reason.
 func (a voiceXMLApp) Run(ctx context.Context, c *Call) error {
 	res := a.r.Run(ctx, callPlatform{c}, sessionInfo(c), initialPage(c), c.log)
+	a.account(c, res)
 	if e := c.log.Debug(); e.Enabled() {
 		trace := make([]string, len(res.Trace))
 		for i, t := range res.Trace {
@@ -201,7 +310,12 @@ func (m *MCP) startVoiceXML() error {
 	}
 	m.vxml = m.deps.VoiceXML
 	if m.vxml == nil {
-		m.vxml = NewVoiceXML(r)
+		vm, err := newVXMLMetrics(m.deps.Metrics)
+		if err != nil {
+			return fmt.Errorf("voicexml metrics: %w", err)
+		}
+		m.vxmlMetrics = vm
+		m.vxml = voiceXMLApp{r: r, m: m}
 	}
 	m.log.Info().Str("tts", synth.EngineName()).Bool("allow_file", fc.AllowFile).Msg("voicexml runtime ready")
 	return nil
