@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -555,5 +556,28 @@ func TestOutboundDial(t *testing.T) {
 	recs := callee.pub.Records()
 	if recs[0].(*billing.CDR).SessionID != "OUT1" {
 		t.Fatalf("callee CDR session id %q", recs[0].(*billing.CDR).SessionID)
+	}
+}
+
+// TestVoiceXMLDeniedFetch: an initial page on a denied target is never fetched; the session
+// ends with error.badfetch.
+func TestVoiceXMLDeniedFetch(t *testing.T) {
+	var hits atomic.Int64
+	ln := listenLoopback(t)
+	srv := http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	h := startMCP(t, func(c *Config, _ *Deps) { c.VoiceXML.Deny = []string{"127.0.0.0/8"} })
+	a := newAgent(t)
+	r := a.Run(context.Background(), caller.Options{
+		Target: h.uri("dialog", ";voicexml="+url.QueryEscape("http://"+ln.Addr().String()+"/start.vxml")), MaxDuration: 10 * time.Second})
+	if r.Code != 200 || r.HungUpBy != "remote" {
+		t.Fatalf("call %+v", r)
+	}
+	waitFor(t, "session accounted", 5*time.Second, func() bool {
+		return counter(t, h.m.vxmlMetrics.sessions.WithLabelValues(string(vxml.ReasonError))) == 1
+	})
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("denied target fetched %d times", n)
 	}
 }

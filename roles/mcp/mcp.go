@@ -103,6 +103,11 @@ type VoiceXMLConfig struct {
 	TTSEngine string `mapstructure:"tts_engine"`
 	// TTSLang is the default language of text prompts.
 	TTSLang string `mapstructure:"tts_lang"`
+	// Allow, when not empty, restricts fetch targets to these hosts ("*.example.com"), IPs
+	// or CIDRs; Deny lists targets never fetched (checked on every redirect and on the
+	// resolved address), so an application cannot reach what the operator closes off.
+	Allow []string `mapstructure:"allow"`
+	Deny  []string `mapstructure:"deny"`
 }
 
 // SIPConfig is the SIP listener.
@@ -154,7 +159,7 @@ func DefaultConfig() Config {
 		RTPTimeout:   DefaultRTPTimeout,
 		FetchTimeout: DefaultFetchTimeout,
 		VoiceXML: VoiceXMLConfig{FetchCacheBytes: fetch.DefaultCacheBytes, TTSEngine: tts.DefaultConfig().Engine,
-			TTSLang: tts.DefaultConfig().Lang},
+			TTSLang: tts.DefaultConfig().Lang, Allow: []string{}, Deny: append([]string(nil), fetch.DefaultDeny...)},
 	}
 }
 
@@ -204,6 +209,11 @@ func (c Config) Validate(prefix string) error {
 	}
 	if c.VoiceXML.FetchCacheBytes < 0 {
 		return config.Errorf(prefix+".vxml.fetch_cache_bytes", "must not be negative")
+	}
+	fc := fetch.DefaultConfig()
+	fc.Policy.Allow, fc.Policy.Deny = c.VoiceXML.Allow, c.VoiceXML.Deny
+	if err := fc.Validate(); err != nil {
+		return config.Errorf(prefix+".vxml.allow/deny", "%v", err)
 	}
 	if c.VoiceXML.TTSEngine != "espeak" && c.VoiceXML.TTSEngine != "none" {
 		return config.Errorf(prefix+".vxml.tts_engine", "unknown engine %q (want espeak or none)", c.VoiceXML.TTSEngine)

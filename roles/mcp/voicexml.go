@@ -286,6 +286,7 @@ func (m *MCP) startVoiceXML() error {
 	fc := fetch.DefaultConfig()
 	fc.AllowFile = m.cfg.VoiceXML.AllowFile
 	fc.CacheBytes = m.cfg.VoiceXML.FetchCacheBytes
+	fc.Policy.Allow, fc.Policy.Deny = m.cfg.VoiceXML.Allow, m.cfg.VoiceXML.Deny
 	fc.UserAgent = "gvp-mcp/" + buildinfo.Version
 	f, err := fetch.New(fc, fetch.WithLogger(m.log), fetch.WithRegisterer(m.deps.Metrics))
 	if err != nil {
