@@ -42,6 +42,9 @@ type Config struct {
 	ScriptBudget time.Duration
 	// MaxCallStack bounds ECMAScript recursion (DefaultMaxCallStack).
 	MaxCallStack int
+	// ScriptHeapGrowth bounds the heap growth during one script or expression, in bytes
+	// (DefaultScriptHeapGrowth; see memwatch.go).
+	ScriptHeapGrowth uint64
 	// MaxSubdialogDepth bounds nested subdialogs (DefaultMaxSubdialogDepth).
 	MaxSubdialogDepth int
 	// MaxStepsWithoutInput bounds transitions without input
@@ -60,6 +63,7 @@ func DefaultConfig() Config {
 	return Config{
 		ScriptBudget:         DefaultScriptBudget,
 		MaxCallStack:         DefaultMaxCallStack,
+		ScriptHeapGrowth:     DefaultScriptHeapGrowth,
 		MaxSubdialogDepth:    DefaultMaxSubdialogDepth,
 		MaxStepsWithoutInput: DefaultMaxStepsWithoutInput,
 		MaxTrace:             DefaultMaxTrace,
@@ -179,6 +183,7 @@ type session struct {
 func (in *Interpreter) Run(ctx context.Context, p Platform, info SessionInfo, startURL string) *Result {
 	s := &session{in: in, cfg: &in.cfg, ctx: ctx, p: p, start: time.Now(), res: &Result{}}
 	s.js = newScriptEnv(in.cfg.ScriptBudget, in.cfg.MaxCallStack)
+	s.js.maxHeapGrowth = in.cfg.ScriptHeapGrowth
 	defer s.js.close()
 	s.js.session = s.sessionObject(info)
 	_ = s.js.global.Set("session", s.js.session)

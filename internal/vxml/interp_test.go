@@ -353,3 +353,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRunawayAllocationStopped: a script that doubles a string without end is interrupted by
+// the memory budget (well before its long time budget) with error.semantic, and the heap it
+// built is released.
+func TestRunawayAllocationStopped(t *testing.T) {
+	f := NewMemoryFetcher()
+	f.Add(testBase+"main", "", []byte(vxmlDoc(`<catch event="error.semantic"><exit expr="'caught: ' + _message"/></catch>
+		<form><block><script>var s = 'x'; while (true) { s = s + s + 'y'; }</script></block></form>`)))
+	cfg := DefaultConfig()
+	cfg.Fetcher = f
+	cfg.ScriptBudget = 30 * time.Second
+	in, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res := in.Run(context.Background(), NewScriptedPlatform(""), SessionInfo{}, testBase+"main")
+	v, _ := res.Value.(string)
+	if res.Reason != ReasonExit || !strings.Contains(v, "memory budget") {
+		t.Fatalf("result %+v, want error.semantic about the memory budget caught", res)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("stopped after %s: the time budget, not the memory budget, ended it", d)
+	}
+}

@@ -123,9 +123,11 @@ type scriptEnv struct {
 	dom     *goja.Object
 	cur     chain
 	budget  time.Duration
-	timer   *time.Timer
-	mu      sync.Mutex
-	running bool
+	// maxHeapGrowth is the memory budget of one evaluation (0: unchecked).
+	maxHeapGrowth uint64
+	timer         *time.Timer
+	mu            sync.Mutex
+	running       bool
 }
 
 func newScriptEnv(budget time.Duration, maxStack int) *scriptEnv {
@@ -193,7 +195,13 @@ func (e *scriptEnv) guard(what string, f func() error) (err error) {
 	e.running = true
 	e.mu.Unlock()
 	e.timer.Reset(e.budget)
+	if e.maxHeapGrowth > 0 {
+		watchStart(e)
+	}
 	defer func() {
+		if e.maxHeapGrowth > 0 {
+			watchStop(e)
+		}
 		e.timer.Stop()
 		e.mu.Lock()
 		e.running = false
@@ -206,6 +214,9 @@ func (e *scriptEnv) guard(what string, f func() error) (err error) {
 	if err := f(); err != nil {
 		var ie *goja.InterruptedError
 		if errors.As(err, &ie) {
+			if v, ok := ie.Value().(error); ok && errors.Is(v, errMemory) {
+				return semanticf("%s: %v", what, errMemory)
+			}
 			return semanticf("%s: %v", what, errBudget)
 		}
 		var ev *Event
