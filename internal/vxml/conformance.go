@@ -61,6 +61,21 @@ func LoadConformance(dir string) ([]ConformanceCase, error) {
 	return out, nil
 }
 
+// ConformanceContentType is the content type the suite's files are served with, by name.
+func ConformanceContentType(name string) string {
+	switch filepath.Ext(name) {
+	case ".js":
+		return "application/ecmascript"
+	case ".grxml":
+		return "application/srgs+xml"
+	case ".abnf":
+		return "application/srgs"
+	case ".xml":
+		return "application/xml"
+	}
+	return "application/voicexml+xml"
+}
+
 // Check compares a result with a conformance expectation: "pass" (exit with the value
 // 'pass'), "error NAME" (that uncaught error event) or a Reason.
 func (r *Result) Check(expect string) error {

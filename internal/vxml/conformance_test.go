@@ -24,17 +24,7 @@ func conformanceFetcher(t testing.TB) *MemoryFetcher {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ct := "application/voicexml+xml"
-		switch filepath.Ext(p) {
-		case ".js":
-			ct = "application/ecmascript"
-		case ".grxml":
-			ct = "application/srgs+xml"
-		case ".abnf":
-			ct = "application/srgs"
-		case ".xml":
-			ct = "application/xml"
-		}
+		ct := ConformanceContentType(p)
 		f.Add(testBase+filepath.Base(p), ct, b)
 	}
 	f.AddStatus(testBase+"status500.vxml", 500)

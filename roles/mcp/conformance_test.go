@@ -109,17 +109,7 @@ func confServer(t *testing.T) string {
 			http.NotFound(w, r)
 			return
 		}
-		ct := "application/voicexml+xml"
-		switch filepath.Ext(name) {
-		case ".js":
-			ct = "application/ecmascript"
-		case ".grxml":
-			ct = "application/srgs+xml"
-		case ".abnf":
-			ct = "application/srgs"
-		case ".xml":
-			ct = "application/xml"
-		}
+		ct := vxml.ConformanceContentType(name)
 		w.Header().Set("Content-Type", ct)
 		_, _ = w.Write(b)
 	})
