@@ -79,13 +79,13 @@ func (a *API) Register(mux *http.ServeMux) {
 		}
 		for _, comp := range []billing.Component{billing.ComponentRM, billing.ComponentMCP} {
 			path := "GET /ems-rs/" + mode + "/CDRs/" + strings.ToUpper(string(comp)) + "/details"
-			mux.Handle(path, a.auth(a.details(comp, state), false))
+			mux.Handle(path, a.auth(a.report(a.details(comp, state)), false))
 		}
 	}
-	mux.Handle("GET /ems-rs/HIST/CDRs/MCP/events", a.auth(http.HandlerFunc(a.events), false))
-	mux.Handle("GET /ems-rs/RT/tenants/usage", a.auth(http.HandlerFunc(a.usage), false))
-	mux.Handle("GET /ems-rs/HIST/arrivals", a.auth(http.HandlerFunc(a.arrivals), false))
-	mux.Handle("GET /ems-rs/HIST/aggregates/{period}", a.auth(http.HandlerFunc(a.aggregates), false))
+	mux.Handle("GET /ems-rs/HIST/CDRs/MCP/events", a.auth(a.report(a.events), false))
+	mux.Handle("GET /ems-rs/RT/tenants/usage", a.auth(a.report(a.usage), false))
+	mux.Handle("GET /ems-rs/HIST/arrivals", a.auth(a.report(a.arrivals), false))
+	mux.Handle("GET /ems-rs/HIST/aggregates/{period}", a.auth(a.report(a.aggregates), false))
 	mux.Handle("/ems-rs/", a.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusNotFound, &paramError{msg: "no such report: " + r.URL.Path})
 	}), false))
@@ -118,9 +118,11 @@ func (a *API) auth(h http.Handler, browser bool) http.Handler {
 	})
 }
 
-// paramError is a request the API refuses; param names the bad query parameter.
+// paramError is a request the API refuses; param names the bad query parameter. status is
+// the HTTP status, 400 when zero.
 type paramError struct {
 	param, msg string
+	status     int
 }
 
 func (e *paramError) Error() string {
@@ -238,28 +240,58 @@ func cdrQuery(v url.Values) (cdrstore.CDRQuery, *paramError) {
 	return q, nil
 }
 
-func (a *API) details(comp billing.Component, state billing.State) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, perr := query(r, cdrParams...)
-		if perr != nil {
-			a.fail(w, r, http.StatusBadRequest, perr)
-			return
-		}
-		q, perr := cdrQuery(v)
-		if perr != nil {
-			a.fail(w, r, http.StatusBadRequest, perr)
-			return
+func (a *API) details(comp billing.Component, state billing.State) reportFunc {
+	return func(ctx context.Context, r *http.Request) (any, error) {
+		q, err := cdrRequest(r)
+		if err != nil {
+			return nil, err
 		}
 		q.Component, q.State = comp, state
-		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-		defer cancel()
 		page, err := a.Store.CDRs(ctx, q)
 		if err != nil {
-			a.storeFailed(w, r, err)
-			return
+			return nil, err
 		}
-		a.write(w, r, newCDRList(page))
+		return newCDRList(page), nil
+	}
+}
+
+// reportFunc validates a request and queries the store for one report. A *paramError is
+// answered with its status (400 by default), any other error through storeFailed.
+type reportFunc func(ctx context.Context, r *http.Request) (any, error)
+
+// report runs f under the request timeout and writes its result in the requested format.
+func (a *API) report(f reportFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		v, err := f(ctx, r)
+		var pe *paramError
+		switch {
+		case errors.As(err, &pe):
+			status := pe.status
+			if status == 0 {
+				status = http.StatusBadRequest
+			}
+			a.fail(w, r, status, pe)
+		case err != nil:
+			a.storeFailed(w, r, err)
+		default:
+			a.write(w, r, v)
+		}
 	})
+}
+
+// cdrRequest reads the CDR filters of a request.
+func cdrRequest(r *http.Request) (cdrstore.CDRQuery, error) {
+	v, perr := query(r, cdrParams...)
+	if perr != nil {
+		return cdrstore.CDRQuery{}, perr
+	}
+	q, perr := cdrQuery(v)
+	if perr != nil {
+		return q, perr
+	}
+	return q, nil
 }
 
 // SessionEvents is the events of one GVP session.
@@ -278,24 +310,15 @@ type EventList struct {
 	Sessions []SessionEvents `json:"sessions" xml:"session"`
 }
 
-func (a *API) events(w http.ResponseWriter, r *http.Request) {
-	v, perr := query(r, cdrParams...)
-	if perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
-	}
-	q, perr := cdrQuery(v)
-	if perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
+func (a *API) events(ctx context.Context, r *http.Request) (any, error) {
+	q, err := cdrRequest(r)
+	if err != nil {
+		return nil, err
 	}
 	q.Component, q.State = billing.ComponentMCP, billing.StateCompleted
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
 	page, err := a.Store.CDRs(ctx, q)
 	if err != nil {
-		a.storeFailed(w, r, err)
-		return
+		return nil, err
 	}
 	out := EventList{Page: page.Page, PageSize: page.PageSize, Total: page.Total, Sessions: []SessionEvents{}}
 	seen := map[string]bool{}
@@ -306,8 +329,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		seen[c.SessionID] = true
 		evs, err := a.Store.Events(ctx, c.SessionID)
 		if err != nil {
-			a.storeFailed(w, r, err)
-			return
+			return nil, err
 		}
 		if len(evs) > MaxEventsPerSession {
 			evs = evs[:MaxEventsPerSession]
@@ -317,7 +339,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Sessions = append(out.Sessions, SessionEvents{SessionID: c.SessionID, Events: evs})
 	}
-	a.write(w, r, out)
+	return out, nil
 }
 
 // UsageReport answers /ems-rs/RT/tenants/usage.
@@ -327,24 +349,19 @@ type UsageReport struct {
 	Tenants []cdrstore.TenantUsage `json:"tenants" xml:"tenant"`
 }
 
-func (a *API) usage(w http.ResponseWriter, r *http.Request) {
+func (a *API) usage(ctx context.Context, r *http.Request) (any, error) {
 	v, perr := query(r, "tenant-id", "component")
 	if perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
+		return nil, perr
 	}
 	comp, perr := componentParam(v)
 	if perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
+		return nil, perr
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
 	now := a.now()
 	us, err := a.Store.TenantUsage(ctx, cdrstore.UsageQuery{Component: comp, Now: now, Location: a.loc()})
 	if err != nil {
-		a.storeFailed(w, r, err)
-		return
+		return nil, err
 	}
 	out := UsageReport{Time: now.UTC(), Tenants: []cdrstore.TenantUsage{}}
 	for _, u := range us {
@@ -352,7 +369,7 @@ func (a *API) usage(w http.ResponseWriter, r *http.Request) {
 			out.Tenants = append(out.Tenants, u)
 		}
 	}
-	a.write(w, r, out)
+	return out, nil
 }
 
 // ParseInterval reads an arrivals interval: 5m (also 5min), 1h (hour) or 1d (day, 24h).
@@ -424,23 +441,18 @@ func (a *API) arrivalsQuery(v url.Values) (cdrstore.IntervalQuery, *paramError) 
 	return q, nil
 }
 
-func (a *API) arrivals(w http.ResponseWriter, r *http.Request) {
+func (a *API) arrivals(ctx context.Context, r *http.Request) (any, error) {
 	v, perr := query(r, "interval", "from", "to", "tenant-id", "app-id", "component")
 	if perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
+		return nil, perr
 	}
 	q, perr := a.arrivalsQuery(v)
 	if perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
+		return nil, perr
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
 	st, err := a.Store.Arrivals(ctx, q)
 	if err != nil {
-		a.storeFailed(w, r, err)
-		return
+		return nil, err
 	}
 	if st == nil {
 		st = []cdrstore.IntervalStat{}
@@ -448,7 +460,7 @@ func (a *API) arrivals(w http.ResponseWriter, r *http.Request) {
 	for i := range st {
 		st[i].Start = st[i].Start.UTC()
 	}
-	a.write(w, r, ArrivalsReport{Interval: intervalName(q.Interval), From: q.From, To: q.To, Component: q.Component, Intervals: st})
+	return ArrivalsReport{Interval: intervalName(q.Interval), From: q.From, To: q.To, Component: q.Component, Intervals: st}, nil
 }
 
 // AggregatesReport answers /ems-rs/HIST/aggregates/{daily,weekly,monthly}.
@@ -458,48 +470,40 @@ type AggregatesReport struct {
 	Aggregates []cdrstore.Aggregate `json:"aggregates" xml:"aggregate"`
 }
 
-func (a *API) aggregates(w http.ResponseWriter, r *http.Request) {
+func (a *API) aggregates(ctx context.Context, r *http.Request) (any, error) {
 	p, err := cdrstore.ParsePeriod(r.PathValue("period"))
 	if err != nil {
-		a.fail(w, r, http.StatusNotFound, &paramError{msg: fmt.Sprintf("no such report %s (want daily, weekly or monthly)", r.URL.Path)})
-		return
+		return nil, &paramError{status: http.StatusNotFound,
+			msg: fmt.Sprintf("no such report %s (want daily, weekly or monthly)", r.URL.Path)}
 	}
 	v, perr := query(r, "from", "to", "tenant-id", "app-id", "component")
 	if perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
+		return nil, perr
 	}
 	q := cdrstore.AggregateQuery{Period: p, TenantID: v.Get("tenant-id"), Profile: v.Get("app-id")}
 	if q.Component, perr = componentParam(v); perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
+		return nil, perr
 	}
 	if q.From, perr = timeParam(v, "from"); perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
+		return nil, perr
 	}
 	if q.To, perr = timeParam(v, "to"); perr != nil {
-		a.fail(w, r, http.StatusBadRequest, perr)
-		return
+		return nil, perr
 	}
 	if q.From.IsZero() {
 		q.From = a.now().Add(-DefaultAggregatesWindow)
 	}
 	if !q.To.IsZero() && !q.To.After(q.From) {
-		a.fail(w, r, http.StatusBadRequest, badParam("to", "must be after from"))
-		return
+		return nil, badParam("to", "must be after from")
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
 	rows, err := a.Store.Aggregates(ctx, q)
 	if err != nil {
-		a.storeFailed(w, r, err)
-		return
+		return nil, err
 	}
 	if rows == nil {
 		rows = []cdrstore.Aggregate{}
 	}
-	a.write(w, r, AggregatesReport{Period: p, Aggregates: rows})
+	return AggregatesReport{Period: p, Aggregates: rows}, nil
 }
 
 // wantsXML reports whether the client asked for XML in Accept.
