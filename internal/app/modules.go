@@ -99,10 +99,7 @@ func (a *App) modules() []*lifecycle.Module {
 			Name: MCP, Deps: []string{Configsrv, Broker}, Requires: []string{Registry},
 			Description: "media control platform: answers calls, RTP media, VoiceXML interpreter",
 			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
-				pub, pubPart, err := a.publisher("mcp", c.Log)
-				if err != nil {
-					return nil, err
-				}
+				pub, pubPart := a.publisher("mcp", c.Log)
 				reg := &mcpRegistration{}
 				m, err := mcp.New(a.Config().MCP, mcp.Deps{Common: c, ConfigsrvURL: a.configsrvURL(),
 					Publisher: pub, Deregister: reg.deregister})
@@ -120,10 +117,7 @@ func (a *App) modules() []*lifecycle.Module {
 			Description: "SIP resource manager: routes calls to media servers (stateful proxy)",
 			Init: func(c lifecycle.Common) (lifecycle.Service, error) {
 				cfg := a.Config()
-				pub, pubPart, err := a.publisher("rm", c.Log)
-				if err != nil {
-					return nil, err
-				}
+				pub, pubPart := a.publisher("rm", c.Log)
 				parts := []part{pubPart}
 				deps := rm.Deps{Common: c, ConfigsrvURL: a.configsrvURL(), Billing: pub}
 				if cfg.RM.StaticConfig == "" {

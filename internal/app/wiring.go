@@ -114,14 +114,15 @@ func (a *App) configCache(role string, log zerolog.Logger) (*confclient.Cache, p
 }
 
 // publisher returns the spooled billing publisher of a role (records go to
-// data_dir/spool/<role> first, then to the broker) and the part that closes it.
-func (a *App) publisher(role string, log zerolog.Logger) (billing.Publisher, part, error) {
+// data_dir/spool/<role> first, then to the broker) and the part that opens it at start and
+// closes it, then its broker connection, at stop.
+func (a *App) publisher(role string, log zerolog.Logger) (billing.Publisher, part) {
 	cfg := a.Config()
 	bc := bus.DefaultConfig()
 	bc.Addr = a.brokerAddr()
 	bc.Login, bc.Passcode = cfg.Cluster.BrokerLogin, cfg.Cluster.BrokerPasscode
 	bc.Logger = log
-	var pub *billing.SpooledPublisher
+	lp := &lazyPublisher{}
 	p := part{
 		name: "billing publisher",
 		start: func(context.Context) error {
@@ -131,22 +132,31 @@ func (a *App) publisher(role string, log zerolog.Logger) (billing.Publisher, par
 			}
 			sc := billing.DefaultSpooledConfig(filepath.Join(cfg.DataDir, "spool", role))
 			sc.Spool.Logger = log
-			pub, err = billing.NewSpooledPublisher(sc, client)
+			pub, err := billing.NewSpooledPublisher(sc, client)
 			if err != nil {
 				client.Close()
 				return fmt.Errorf("billing spool: %w", err)
 			}
+			lp.pub, lp.client = pub, client
 			return nil
 		},
-		stop: func(context.Context) error { return pub.Close() },
+		stop: func(context.Context) error {
+			err := lp.pub.Close() // sends what it can first
+			lp.client.Close()
+			return err
+		},
 	}
-	return lazyPublisher{&pub}, p, nil
+	return lp, p
 }
 
-// lazyPublisher forwards to the publisher its part creates at start.
-type lazyPublisher struct{ p **billing.SpooledPublisher }
+// lazyPublisher forwards to the publisher its part opens at start (the role is built before
+// its parts start, and publishes only once started).
+type lazyPublisher struct {
+	pub    *billing.SpooledPublisher
+	client *bus.Client
+}
 
-func (l lazyPublisher) Publish(r billing.Record) error { return (*l.p).Publish(r) }
+func (l *lazyPublisher) Publish(r billing.Record) error { return l.pub.Publish(r) }
 
 // mcpRegistration registers a started mcp in the registry as gvp-mcp and returns the
 // deregistration the mcp calls first when it drains.
