@@ -151,16 +151,9 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 			a.log.Warn().Err(err).Msg("caller sip server stopped")
 		}
 	}()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		if c, err := a.ua.TransportLayer().GetConnection("udp", lis.UDP.LocalAddr().String()); err == nil && c != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			a.Close()
-			return nil, fmt.Errorf("caller: udp listener %s not serving", lis.UDP.LocalAddr())
-		}
-		time.Sleep(time.Millisecond)
+	if err := gvpsip.WaitServing(a.ua, lis.UDP.LocalAddr().String()); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("caller: %w", err)
 	}
 	return a, nil
 }

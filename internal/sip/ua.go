@@ -3,7 +3,9 @@ package sip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"time"
 
 	"github.com/emiago/sipgo"
 )
@@ -42,4 +44,23 @@ func Serve(ctx context.Context, srv *sipgo.Server, l *Listeners) error {
 		return err
 	}
 	return nil
+}
+
+// ServingTimeout bounds WaitServing.
+const ServingTimeout = 2 * time.Second
+
+// WaitServing waits until sipgo's transport layer has the UDP listener addr in its connection
+// pool (Serve registers it asynchronously): a request sent from that address before then would
+// make sipgo try to bind it a second time.
+func WaitServing(ua *sipgo.UserAgent, addr string) error {
+	deadline := time.Now().Add(ServingTimeout)
+	for {
+		if c, err := ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sip udp listener %s not serving after %v", addr, ServingTimeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -373,7 +373,7 @@ func (m *MCP) Start(ctx context.Context) error {
 	}()
 
 	if lis.UDP != nil {
-		if err := waitServing(ua, lis.UDP.LocalAddr().String()); err != nil {
+		if err := gvpsip.WaitServing(ua, lis.UDP.LocalAddr().String()); err != nil {
 			m.stopSIP()
 			return err
 		}
@@ -423,24 +423,6 @@ func (m *MCP) startMedia() error {
 	}
 	m.engine = eng
 	return nil
-}
-
-// servingTimeout bounds waiting for sipgo to register the UDP listener.
-const servingTimeout = 2 * time.Second
-
-// waitServing waits until sipgo's transport layer has the UDP listener addr in its pool:
-// requests sent from that address before then would try to bind it again.
-func waitServing(ua *sipgo.UserAgent, addr string) error {
-	deadline := time.Now().Add(servingTimeout)
-	for {
-		if c, err := ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("sip udp listener %s not serving after %v", addr, servingTimeout)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // contactURI is this mcp's Contact for transport.
