@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -65,9 +64,6 @@ func SetLevel(level string) error {
 	zerolog.SetGlobalLevel(lvl)
 	return nil
 }
-
-// Stderr is the usual destination of the logs.
-var Stderr io.Writer = os.Stderr
 
 // SlogHandler is a slog.Handler that writes records to a zerolog logger.
 type SlogHandler struct {
@@ -167,6 +163,3 @@ func (h *SlogHandler) WithGroup(name string) slog.Handler {
 	}
 	return &SlogHandler{l: h.l, prefix: h.prefix + name + "."}
 }
-
-// ParseLevel is zerolog.ParseLevel, lower-cased.
-func ParseLevel(s string) (zerolog.Level, error) { return zerolog.ParseLevel(strings.ToLower(s)) }
