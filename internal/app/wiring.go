@@ -158,6 +158,8 @@ type lazyPublisher struct {
 
 func (l *lazyPublisher) Publish(r billing.Record) error { return l.pub.Publish(r) }
 
+func (l *lazyPublisher) PublishBatch(rs []billing.Record) error { return l.pub.PublishBatch(rs) }
+
 // mcpRegistration registers a started mcp in the registry as gvp-mcp and returns the
 // deregistration the mcp calls first when it drains.
 type mcpRegistration struct {

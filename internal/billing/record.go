@@ -162,9 +162,7 @@ type cdrJSON struct {
 type cdrAlias CDR
 
 // MarshalJSON encodes the record with its duration in milliseconds.
-func (c *CDR) MarshalJSON() ([]byte, error) {
-	return json.Marshal(cdrJSON{cdrAlias: (*cdrAlias)(c), DurationMS: c.Duration.Milliseconds()})
-}
+func (c *CDR) MarshalJSON() ([]byte, error) { return c.AppendJSON(nil) }
 
 // UnmarshalJSON decodes a record encoded by MarshalJSON.
 func (c *CDR) UnmarshalJSON(b []byte) error {
@@ -213,16 +211,34 @@ func (e *Event) Validate() error {
 }
 
 // Encode validates rec and returns its JSON body.
-func Encode(rec Record) ([]byte, error) {
+func Encode(rec Record) ([]byte, error) { return AppendEncoded(nil, rec) }
+
+// jsonAppender is a record that encodes itself without reflection.
+type jsonAppender interface {
+	AppendJSON(dst []byte) ([]byte, error)
+}
+
+// AppendEncoded validates rec and appends its JSON body to dst. On error dst is returned
+// unchanged.
+func AppendEncoded(dst []byte, rec Record) ([]byte, error) {
 	if err := rec.Validate(); err != nil {
-		return nil, fmt.Errorf("validate record %q: %w", rec.RecordID(), err)
+		return dst, fmt.Errorf("validate record %q: %w", rec.RecordID(), err)
 	}
-	b, err := json.Marshal(rec)
+	n := len(dst)
+	var b []byte
+	var err error
+	if a, ok := rec.(jsonAppender); ok {
+		b, err = a.AppendJSON(dst)
+	} else {
+		var body []byte
+		body, err = json.Marshal(rec)
+		b = append(dst, body...)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("encode record %q: %w", rec.RecordID(), err)
+		return dst, fmt.Errorf("encode record %q: %w", rec.RecordID(), err)
 	}
-	if len(b) > MaxRecordSize {
-		return nil, fmt.Errorf("encode record %q: %w", rec.RecordID(), ErrTooLarge)
+	if len(b)-n > MaxRecordSize {
+		return b[:n], fmt.Errorf("encode record %q: %w", rec.RecordID(), ErrTooLarge)
 	}
 	return b, nil
 }

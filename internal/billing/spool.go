@@ -153,7 +153,8 @@ type Spool struct {
 	syncedSeq  uint64
 	syncedCond *sync.Cond
 	closed     bool
-	torn       int64 // entries dropped at recovery
+	torn       int64  // entries dropped at recovery
+	wbuf       []byte // write buffer of AppendBatch, reused under mu
 
 	newData chan struct{} // signalled (non-blocking) on Append
 	kick    chan struct{} // asks the syncer for an fsync now
@@ -463,53 +464,109 @@ func (r *segReader) next() (Entry, error) {
 // The record survives a process crash once Append returns, and an OS crash
 // once WaitSynced(seq) returns.
 func (s *Spool) Append(dest, id string, body []byte) (uint64, error) {
-	if len(dest) > 255 || len(id) > 255 {
-		return 0, errors.New("billing spool: destination and record id are limited to 255 bytes")
-	}
-	if len(body) > MaxRecordSize {
-		return 0, ErrTooLarge
+	one := [1]SpoolRecord{{Dest: dest, ID: id, Body: body}}
+	_, seq, err := s.AppendBatch(one[:])
+	return seq, err
+}
+
+// SpoolRecord is one record handed to AppendBatch.
+type SpoolRecord struct {
+	Dest, ID string
+	Body     []byte
+}
+
+// AppendBatch writes recs in order, with one file write for as many of them as fit in the
+// active segment, and returns how many it wrote and the sequence number of the last one
+// written. When it fails, recs[n:] are not in the spool (the first of them is the one that
+// failed) and recs[:n] are, as if appended one by one.
+func (s *Spool) AppendBatch(recs []SpoolRecord) (n int, last uint64, err error) {
+	for _, r := range recs {
+		if len(r.Dest) > 255 || len(r.ID) > 255 {
+			return 0, 0, errors.New("billing spool: destination and record id are limited to 255 bytes")
+		}
+		if len(r.Body) > MaxRecordSize {
+			return 0, 0, ErrTooLarge
+		}
 	}
 	now := time.Now()
-	buf := make([]byte, 0, entryHeaderSize+payloadFixedSize+len(dest)+len(id)+len(body))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return 0, ErrSpoolClosed
+		return 0, 0, ErrSpoolClosed
 	}
-	seq := s.nextSeq
-	buf = encodeEntry(buf, seq, now, dest, id, body)
-	size := int64(len(buf))
-	if s.diskBytes+size > s.cfg.MaxBytes {
-		if err := s.reclaimLocked(); err != nil {
-			return 0, err
+	buf := s.wbuf[:0]
+	defer func() {
+		if cap(buf) <= maxWriteBuffer {
+			s.wbuf = buf[:0]
 		}
-		if s.diskBytes+size > s.cfg.MaxBytes {
-			return 0, ErrSpoolFull
+	}()
+	queued := 0 // records encoded in buf, not yet written
+	flush := func() error {
+		if queued == 0 {
+			return nil
 		}
+		if err := s.writeLocked(buf, queued, now); err != nil {
+			return err
+		}
+		n += queued
+		queued = 0
+		buf = buf[:0]
+		return nil
 	}
+	for _, r := range recs {
+		size := int64(entryHeaderSize + payloadFixedSize + len(r.Dest) + len(r.ID) + len(r.Body))
+		if s.diskBytes+int64(len(buf))+size > s.cfg.MaxBytes {
+			if err := flush(); err != nil {
+				return n, s.nextSeq - 1, err
+			}
+			if err := s.reclaimLocked(); err != nil {
+				return n, s.nextSeq - 1, err
+			}
+			if s.diskBytes+size > s.cfg.MaxBytes {
+				return n, s.nextSeq - 1, ErrSpoolFull
+			}
+		}
+		if act := &s.segs[len(s.segs)-1]; act.size+int64(len(buf)) > 0 && act.size+int64(len(buf))+size > s.cfg.SegmentBytes {
+			if err := flush(); err != nil {
+				return n, s.nextSeq - 1, err
+			}
+			if err := s.newSegmentLocked(); err != nil {
+				return n, s.nextSeq - 1, err
+			}
+		}
+		buf = encodeEntry(buf, s.nextSeq+uint64(queued), now, r.Dest, r.ID, r.Body)
+		queued++
+	}
+	if err := flush(); err != nil {
+		return n, s.nextSeq - 1, err
+	}
+	return n, s.nextSeq - 1, nil
+}
+
+// maxWriteBuffer is the largest write buffer a spool keeps between appends, in bytes.
+const maxWriteBuffer = 1 << 20
+
+// writeLocked writes buf, holding count encoded entries, to the active segment and accounts
+// for them.
+func (s *Spool) writeLocked(buf []byte, count int, now time.Time) error {
 	act := &s.segs[len(s.segs)-1]
-	if act.size > 0 && act.size+size > s.cfg.SegmentBytes {
-		if err := s.newSegmentLocked(); err != nil {
-			return 0, err
-		}
-		act = &s.segs[len(s.segs)-1]
-	}
 	if n, err := s.active.Write(buf); err != nil {
 		// Cut a partial write so the next entry starts on a boundary.
 		if n > 0 {
 			_ = s.active.Truncate(act.size)
 		}
-		return 0, fmt.Errorf("write billing spool: %w", err)
+		return fmt.Errorf("write billing spool: %w", err)
 	}
+	size := int64(len(buf))
 	act.size += size
 	s.diskBytes += size
-	s.nextSeq++
-	s.pendRecs++
+	s.nextSeq += uint64(count)
+	s.pendRecs += int64(count)
 	s.pendBytes += size
 	if s.headTime.IsZero() {
 		s.headTime = now
 	}
-	s.unsynced++
+	s.unsynced += count
 	if s.unsynced >= s.cfg.SyncRecords {
 		select {
 		case s.kick <- struct{}{}:
@@ -520,7 +577,7 @@ func (s *Spool) Append(dest, id string, body []byte) (uint64, error) {
 	case s.newData <- struct{}{}:
 	default:
 	}
-	return seq, nil
+	return nil
 }
 
 // reclaimLocked starts a fresh active segment when every entry is

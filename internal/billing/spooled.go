@@ -208,20 +208,47 @@ func (p *SpooledPublisher) register(reg prometheus.Registerer, labels prometheus
 // with ErrSpoolFull when the spool holds MaxBytes, with ErrSpoolClosed after
 // Close, or on a validation or disk error; the caller logs it.
 func (p *SpooledPublisher) Publish(rec Record) error {
+	one := [1]Record{rec}
+	return p.PublishBatch(one[:])
+}
+
+// PublishBatch publishes recs, in order, as Publish would one by one, with one spool write
+// for all of them. It returns nil when every record was accepted, else the errors of those
+// that were not: an invalid record keeps no other out, a spool error keeps out the records
+// from the one that met it on.
+func (p *SpooledPublisher) PublishBatch(recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
 	if p.closing.Load() {
-		p.publishErrors.WithLabelValues("closed").Inc()
-		return fmt.Errorf("publish record %s: %w", rec.RecordID(), ErrSpoolClosed)
+		p.publishErrors.WithLabelValues("closed").Add(float64(len(recs)))
+		return batchError(recs[0].RecordID(), len(recs), ErrSpoolClosed)
 	}
-	body, err := Encode(rec)
-	if err != nil {
-		p.publishErrors.WithLabelValues("invalid").Inc()
-		return err
+	var errs []error
+	body := make([]byte, 0, 640*len(recs))
+	ends := make([]int, 0, len(recs))
+	valid := make([]Record, 0, len(recs))
+	for _, rec := range recs {
+		var err error
+		if body, err = AppendEncoded(body, rec); err != nil {
+			p.publishErrors.WithLabelValues("invalid").Inc()
+			errs = append(errs, err)
+			continue
+		}
+		ends = append(ends, len(body))
+		valid = append(valid, rec)
 	}
-	dest := p.cfg.CDRQueue
-	if rec.Destination() == EventDestination {
-		dest = p.cfg.EventQueue
+	srs := make([]SpoolRecord, len(valid))
+	from := 0
+	for i, rec := range valid {
+		dest := p.cfg.CDRQueue
+		if rec.Destination() == EventDestination {
+			dest = p.cfg.EventQueue
+		}
+		srs[i] = SpoolRecord{Dest: dest, ID: rec.RecordID(), Body: body[from:ends[i]]}
+		from = ends[i]
 	}
-	seq, err := p.spool.Append(dest, rec.RecordID(), body)
+	n, seq, err := p.spool.AppendBatch(srs)
 	if err != nil {
 		reason := "io"
 		switch {
@@ -230,15 +257,23 @@ func (p *SpooledPublisher) Publish(rec Record) error {
 		case errors.Is(err, ErrSpoolClosed):
 			reason = "closed"
 		}
-		p.publishErrors.WithLabelValues(reason).Inc()
-		return fmt.Errorf("publish record %s: %w", rec.RecordID(), err)
+		p.publishErrors.WithLabelValues(reason).Add(float64(len(srs) - n))
+		errs = append(errs, batchError(srs[n].ID, len(srs)-n, err))
 	}
-	if p.cfg.WaitDurable {
+	if p.cfg.WaitDurable && n > 0 {
 		if err := p.spool.WaitSynced(seq); err != nil {
-			return fmt.Errorf("publish record %s: %w", rec.RecordID(), err)
+			errs = append(errs, batchError(srs[n-1].ID, n, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// batchError says that count records, starting with id, were not published.
+func batchError(id string, count int, err error) error {
+	if count == 1 {
+		return fmt.Errorf("publish record %s: %w", id, err)
+	}
+	return fmt.Errorf("publish record %s and %d more: %w", id, count-1, err)
 }
 
 // Stats returns the spool's depth.

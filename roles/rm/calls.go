@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/opengvp/gvp/internal/billing"
 	"github.com/opengvp/gvp/internal/confmodel"
 )
@@ -192,82 +190,10 @@ func (p *proxy) publish(rec billing.Record) {
 		return
 	}
 	if p.records != nil {
-		p.records.publish(rec)
+		p.records.Publish(rec)
 		return
 	}
-	publishNow(p.billing, p.log, rec)
-}
-
-func publishNow(pub billing.Publisher, log zerolog.Logger, rec billing.Record) {
-	if err := pub.Publish(rec); err != nil {
-		log.Warn().Err(err).Str("record_id", rec.RecordID()).Msg("publish billing record")
+	if err := p.billing.Publish(rec); err != nil {
+		p.log.Warn().Err(err).Str("record_id", rec.RecordID()).Msg("publish billing record")
 	}
-}
-
-// recordQueueLen is the number of billing records waiting for the publisher before the SIP
-// handlers that publish wait for room: about 8 s of records at 4,000 calls/s.
-const recordQueueLen = 1 << 16
-
-// recordQueue publishes billing records in order on a goroutine of its own, in batches, so that
-// encoding and spooling a record (a file write, slowed down by the spool's fsync) stay off the
-// goroutines that read SIP. After close, records are published by the caller.
-type recordQueue struct {
-	pub    billing.Publisher
-	log    zerolog.Logger
-	mu     sync.RWMutex
-	closed bool
-	ch     chan billing.Record
-	done   chan struct{}
-}
-
-func newRecordQueue(pub billing.Publisher, log zerolog.Logger) *recordQueue {
-	q := &recordQueue{pub: pub, log: log, ch: make(chan billing.Record, recordQueueLen), done: make(chan struct{})}
-	go q.run()
-	return q
-}
-
-// recordBatchDelay is how long the record queue waits after a record for more to arrive, so
-// that one wake-up of its goroutine publishes many records under load.
-const recordBatchDelay = 5 * time.Millisecond
-
-func (q *recordQueue) run() {
-	defer close(q.done)
-	for rec := range q.ch {
-		publishNow(q.pub, q.log, rec)
-		time.Sleep(recordBatchDelay)
-		for more := true; more; {
-			select {
-			case rec, ok := <-q.ch:
-				if !ok {
-					return
-				}
-				publishNow(q.pub, q.log, rec)
-			default:
-				more = false
-			}
-		}
-	}
-}
-
-// publish queues rec, waiting for room when the queue is full (records are never dropped).
-func (q *recordQueue) publish(rec billing.Record) {
-	q.mu.RLock()
-	if !q.closed {
-		q.ch <- rec
-		q.mu.RUnlock()
-		return
-	}
-	q.mu.RUnlock()
-	publishNow(q.pub, q.log, rec)
-}
-
-// close publishes what is queued and returns when it is done.
-func (q *recordQueue) close() {
-	q.mu.Lock()
-	if !q.closed {
-		q.closed = true
-		close(q.ch)
-	}
-	q.mu.Unlock()
-	<-q.done
 }

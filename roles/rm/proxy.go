@@ -37,7 +37,7 @@ type proxy struct {
 	metrics  *metrics
 	source   ConfigSource
 	billing  billing.Publisher
-	records  *recordQueue // nil without billing
+	records  *billing.Queue // nil without billing
 	inflight lifecycle.Inflight
 	draining atomic.Bool
 	done     chan struct{}

@@ -248,7 +248,7 @@ func (r *RM) Start(ctx context.Context) error {
 		gvpsip.TCP: gvpsip.ElementURI(p.host, p.port, gvpsip.TCP),
 	}
 	if p.billing != nil {
-		p.records = newRecordQueue(p.billing, log)
+		p.records = billing.NewQueue(p.billing, log)
 	}
 	p.pools = newPools(p)
 	p.tp = newTransport(lis, r.cfg.SIP.MaxMessageSize, r.cfg.SIP.MaxTCPConnections, log, p.handle, p.onBad)
@@ -338,7 +338,7 @@ func (r *RM) stopSIP() {
 	r.px.tp.close()
 	r.wg.Wait()
 	if r.px.records != nil {
-		r.px.records.close()
+		r.px.records.Close()
 	}
 }
 
