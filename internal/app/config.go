@@ -39,8 +39,10 @@ type Config struct {
 	// DataDir holds local state.
 	DataDir  string         `mapstructure:"data_dir"`
 	Shutdown ShutdownConfig `mapstructure:"shutdown"`
-	Cluster  ClusterConfig  `mapstructure:"cluster"`
-	Broker   BrokerConfig   `mapstructure:"broker"`
+	// GCPercent is the Go collector's GOGC for the process: 0 picks it (see GCPercent).
+	GCPercent int           `mapstructure:"gc_percent"`
+	Cluster   ClusterConfig `mapstructure:"cluster"`
+	Broker    BrokerConfig  `mapstructure:"broker"`
 
 	RM        rm.Config        `mapstructure:"rm"`
 	MCP       mcp.Config       `mapstructure:"mcp"`
@@ -97,6 +99,9 @@ func DefaultConfig() Config {
 
 // Validate checks every section and names the first bad key.
 func (c *Config) Validate() error {
+	if c.GCPercent < -1 {
+		return config.Errorf("gc_percent", "must be -1 (collector off), 0 (automatic) or a positive percentage, not %d", c.GCPercent)
+	}
 	if err := c.Log.Validate("log"); err != nil {
 		return err
 	}
@@ -127,4 +132,26 @@ func (c *Config) Validate() error {
 		c.Configsrv.Validate("configsrv"),
 		c.SD.Validate("sd"),
 	)
+}
+
+// RMGCPercent is the collector setting of a process that runs only rm, when neither gc_percent
+// nor GOGC sets one. rm's live heap is small (a few KiB per dialog) and its allocation rate
+// high (parsed messages), so Go's default of 100 collects many times a second under load;
+// 400 cut the collector's share of rm's CPU from 22% to 8% at 3,000 calls/s (roles/rm/README.md).
+const RMGCPercent = 400
+
+// GCPercent returns the GOGC to apply for a process running targets, and whether to apply
+// one: gc_percent when set, else nothing when the GOGC environment variable (gogcEnv) is set
+// (the runtime already applied it), else RMGCPercent for a process that runs only rm, else
+// nothing (Go's default).
+func GCPercent(c *Config, targets []string, gogcEnv string) (int, bool) {
+	switch {
+	case c.GCPercent != 0:
+		return c.GCPercent, true
+	case gogcEnv != "":
+		return 0, false
+	case len(targets) == 1 && targets[0] == "rm":
+		return RMGCPercent, true
+	}
+	return 0, false
 }

@@ -116,3 +116,31 @@ func TestValidateNamesKey(t *testing.T) {
 		})
 	}
 }
+
+func TestGCPercent(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, tc := range []struct {
+		set     int
+		targets []string
+		env     string
+		want    int
+		apply   bool
+	}{
+		{0, []string{"rm"}, "", RMGCPercent, true},
+		{0, []string{"rm"}, "200", 0, false},
+		{0, []string{"local"}, "", 0, false},
+		{0, []string{"mcp"}, "", 0, false},
+		{150, []string{"mcp"}, "200", 150, true},
+		{-1, []string{"rm"}, "", -1, true},
+	} {
+		cfg.GCPercent = tc.set
+		got, apply := GCPercent(&cfg, tc.targets, tc.env)
+		if got != tc.want || apply != tc.apply {
+			t.Errorf("GCPercent(gc_percent=%d, %v, GOGC=%q) = %d, %v; want %d, %v", tc.set, tc.targets, tc.env, got, apply, tc.want, tc.apply)
+		}
+	}
+	cfg.GCPercent = -2
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "gc_percent") {
+		t.Errorf("gc_percent -2: %v, want an error naming the key", err)
+	}
+}

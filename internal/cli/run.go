@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"syscall"
 	"time"
@@ -52,6 +53,10 @@ func runTargets(ctx context.Context, cfg *app.Config, targets []string, g *globa
 	log := logging.New(cfg.Log, stderr)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	if pct, ok := app.GCPercent(cfg, targets, os.Getenv("GOGC")); ok {
+		debug.SetGCPercent(pct)
+		log.Debug().Int("gc_percent", pct).Msg("collector setting")
 	}
 	a := app.New(cfg, log)
 
