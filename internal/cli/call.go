@@ -13,6 +13,7 @@ import (
 
 	"github.com/opengvp/gvp/internal/caller"
 	"github.com/opengvp/gvp/internal/logging"
+	"github.com/opengvp/gvp/internal/media"
 )
 
 func init() {
@@ -32,6 +33,7 @@ func newCallCommand() *cobra.Command {
 		listen      string
 		rtpPorts    string
 		logLevel    string
+		silence     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "call SIP-URI",
@@ -67,6 +69,11 @@ Examples:
 					}
 					o.Headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
 				}
+			}
+			if !silence {
+				scfg := media.DefaultSessionConfig()
+				scfg.SendSilence = false
+				o.Session = &scfg
 			}
 			acfg := caller.DefaultAgentConfig()
 			acfg.Listen = listen
@@ -139,6 +146,7 @@ Examples:
 	f.IntVar(&concurrency, "concurrency", 0, "load mode: most calls up at once (default --calls)")
 	f.StringVar(&listen, "listen", caller.DefaultListen, "local SIP address (UDP and TCP)")
 	f.StringVar(&rtpPorts, "rtp-ports", fmt.Sprintf("%d-%d", caller.DefaultRTPPortMin, caller.DefaultRTPPortMax), "local RTP port range")
+	f.BoolVar(&silence, "send-silence", true, "send silence while not playing or sending digits (false: listen only, as sipp does; halves the far end's media work)")
 	f.StringVar(&logLevel, "sip-log-level", "warn", "protocol log level on stderr: debug, info, warn, error")
 	return cmd
 }

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -263,5 +264,24 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	p.Signal(t, syscall.SIGTERM)
 	if code := p.Wait(10 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestCallSendSilence: by default the caller sends RTP (silence) all along, as a phone does;
+// with --send-silence=false it only listens, as sipp does, and still hears the announcement.
+func TestCallSendSilence(t *testing.T) {
+	p := startLocal(t)
+	for _, listenOnly := range []bool{false, true} {
+		r := placeCall(t, announcement(p), "--hangup-after", "2s", fmt.Sprintf("--send-silence=%v", !listenOnly))
+		if r["code"] != float64(200) || r["audio_seconds"].(float64) < 1.5 {
+			t.Fatalf("listen-only %v: call %v: want 200 and the announcement heard", listenOnly, r)
+		}
+		sent := r["rtp_packets_sent"].(float64)
+		if listenOnly && sent != 0 {
+			t.Errorf("listen-only call sent %v RTP packets", sent)
+		}
+		if !listenOnly && sent < 50 {
+			t.Errorf("default call sent %v RTP packets in 2 s, want a packet every 20 ms", sent)
+		}
 	}
 }

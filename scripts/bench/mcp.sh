@@ -11,6 +11,8 @@
 # RAMP_RATE (200), RATE (300), RATE_CALLS (3000), SIP_PORT (25070), ADMIN_PORT (28301),
 # CALLER_NICE (0): the load generator shares the two cores with the mcp; CALLER_NICE=10 runs it
 # at a lower priority so the figures describe the mcp rather than the contention.
+# CALLER_SILENCE (true): callers send RTP silence all along, as phones do (the mcp receives as
+# much as it sends); false makes them listen only, as sipp's callers do.
 set -euo pipefail
 SERVICE=bench-mcp
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,6 +24,7 @@ RAMP_RATE=${RAMP_RATE:-200}
 RATE=${RATE:-300}
 RATE_CALLS=${RATE_CALLS:-3000}
 CALLER_NICE=${CALLER_NICE:-0}
+CALLER_SILENCE=${CALLER_SILENCE:-true}
 SIP_PORT=${SIP_PORT:-25070}
 ADMIN_PORT=${ADMIN_PORT:-28301}
 WORK=$(mktemp -d /tmp/gvp-bench-mcp.XXXXXX)
@@ -70,7 +73,7 @@ for n in $STEPS; do
   lateness_buckets >"$WORK/b0"
   t0=$(cpu_ticks)
   out=$(nice -n "$CALLER_NICE" "$WORK/gvp" call "sip:annc@127.0.0.1:$SIP_PORT;play=$PROMPT;repeat=forever" --calls "$n" --concurrency "$n" \
-        --rate "$RAMP_RATE" --hangup-after "$HOLD" --rtp-ports 10000-19998 --json 2>/dev/null || true)
+        --rate "$RAMP_RATE" --hangup-after "$HOLD" --rtp-ports 10000-19998 --send-silence="$CALLER_SILENCE" --json 2>/dev/null || true)
   t1=$(cpu_ticks)
   lateness_buckets >"$WORK/b1"
   ok=$(jq -r '.succeeded // 0' <<<"$out"); audio=$(jq -r '.with_audio // 0' <<<"$out"); cps=$(jq -r '.calls_per_second // 0' <<<"$out")
@@ -92,7 +95,7 @@ echo
 echo "== rate ($RATE_CALLS announcement calls of 2 s at $RATE calls/s)"
 t0=$(cpu_ticks)
 out=$(nice -n "$CALLER_NICE" "$WORK/gvp" call "sip:annc@127.0.0.1:$SIP_PORT;play=$PROMPT" --calls "$RATE_CALLS" --rate "$RATE" \
-      --rtp-ports 10000-19998 --json 2>/dev/null || true)
+      --rtp-ports 10000-19998 --send-silence="$CALLER_SILENCE" --json 2>/dev/null || true)
 t1=$(cpu_ticks)
 jq -r '"calls \(.calls), succeeded \(.succeeded), with audio \(.with_audio), failed \(.failed), achieved \(.calls_per_second|floor) calls/s, setup p50/p95/p99 \(.setup_p50_ms)/\(.setup_p95_ms)/\(.setup_p99_ms) ms, peak concurrent \(.peak_concurrent)"' <<<"$out"
 awk -v t="$((t1-t0))" -v tck="$TCK" -v n="$RATE_CALLS" 'BEGIN{printf "mcp CPU per call (setup + 2 s of audio + teardown): %.2f ms\n", 1000*(t/tck)/n}'
