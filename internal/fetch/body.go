@@ -12,18 +12,13 @@ import (
 )
 
 // FileValue is a submitted value sent as a file part with
-// multipart/form-data: a recording with its media type. A plain []byte
-// value is sent the same way, with a media type sniffed from its first
-// bytes (RIFF/WAVE: audio/wav, Sun .au: audio/basic, otherwise
-// application/octet-stream).
-type FileValue struct {
-	// Filename is the part's file name; default: the variable name plus an
-	// extension for the media type.
-	Filename string
-	// ContentType is the part's media type; default: sniffed.
-	ContentType string
-	Data        []byte
-}
+// multipart/form-data: a recording with its media type (the interpreter
+// submits <record> variables as such). An empty Filename defaults to the
+// variable name plus an extension for the media type, an empty ContentType
+// is sniffed. A plain []byte value is sent the same way, with a media type
+// sniffed from its first bytes (RIFF/WAVE: audio/wav, Sun .au: audio/basic,
+// otherwise application/octet-stream).
+type FileValue = vxml.FileValue
 
 // sniffAudio returns the media type and file extension of a recording.
 func sniffAudio(b []byte) (contentType, ext string) {

@@ -8,14 +8,22 @@ import (
 )
 
 // cacheControl holds the response directives of a Cache-Control header
-// (RFC 9111 section 5.2.2) that a private cache acts on. s-maxage, public
-// and private are parsed by the caller's rules: s-maxage applies to shared
-// caches only and is ignored; private responses may be stored because the
-// fetcher is a single user agent.
+// (RFC 9111 section 5.2.2) that the fetcher's cache acts on. s-maxage does
+// not change freshness (the fetcher computes lifetimes as a private cache);
+// it, public and must-revalidate only matter for responses to requests that
+// carried Authorization (sharedWithAuth). private responses to requests
+// without Authorization may be stored because the fetcher is one user agent.
 type cacheControl struct {
-	noStore        bool
-	noCache        bool
+	noStore bool
+	noCache bool
+	// mustRevalidate is must-revalidate or proxy-revalidate: a stale
+	// response is never used without revalidation.
 	mustRevalidate bool
+	// mustRevalidateOnly is must-revalidate itself (not proxy-revalidate).
+	mustRevalidateOnly bool
+	public             bool
+	private            bool
+	hasSMaxAge         bool
 	// maxAge is the max-age value; valid only when hasMaxAge.
 	maxAge    time.Duration
 	hasMaxAge bool
@@ -45,8 +53,16 @@ func parseCacheControl(h http.Header) cacheControl {
 				// the named fields; the fetcher treats it like the
 				// unqualified form, which is stricter.
 				cc.noCache = true
-			case "must-revalidate", "proxy-revalidate":
+			case "must-revalidate":
+				cc.mustRevalidate, cc.mustRevalidateOnly = true, true
+			case "proxy-revalidate":
 				cc.mustRevalidate = true
+			case "public":
+				cc.public = true
+			case "private":
+				cc.private = true
+			case "s-maxage":
+				cc.hasSMaxAge = true
 			case "max-age":
 				d, ok := parseDeltaSeconds(value)
 				if !ok {
@@ -62,6 +78,14 @@ func parseCacheControl(h http.Header) cacheControl {
 		}
 	}
 	return cc
+}
+
+// sharedWithAuth reports whether a response to a request that carried
+// Authorization may satisfy other requests from a shared cache (RFC 9111
+// section 3.5): it must say so with must-revalidate, public or s-maxage,
+// and not be private.
+func (cc cacheControl) sharedWithAuth() bool {
+	return !cc.private && (cc.mustRevalidateOnly || cc.public || cc.hasSMaxAge)
 }
 
 // nextDirective splits the first comma-separated directive off s, keeping

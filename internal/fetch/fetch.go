@@ -557,7 +557,7 @@ func (f *Fetcher) originGet(ctx context.Context, key string, u *url.URL, r *requ
 	}
 	if rr.status == http.StatusNotModified && old != nil {
 		ne := f.refresh(old, rr)
-		if f.storable(ne, rr.header) {
+		if f.storable(ne, rr.header, rr.authorized) {
 			f.cache.put(ne)
 			return ne, true, OutcomeRevalidated, nil
 		}
@@ -565,7 +565,7 @@ func (f *Fetcher) originGet(ctx context.Context, key string, u *url.URL, r *requ
 		return ne, false, OutcomeRevalidated, nil
 	}
 	ne := f.makeEntry(key, rr)
-	if f.storable(ne, rr.header) {
+	if f.storable(ne, rr.header, rr.authorized) {
 		f.cache.put(ne)
 		return ne, true, OutcomeMiss, nil
 	}
@@ -583,6 +583,8 @@ type rawResponse struct {
 	vary        map[string]string
 	requestTime time.Time
 	respTime    time.Time
+	// authorized: the request carried Authorization (RFC 9111 section 3.5).
+	authorized bool
 }
 
 // send performs one HTTP exchange (no redirect following).
@@ -601,7 +603,8 @@ func (f *Fetcher) send(ctx context.Context, method string, u *url.URL, body []by
 	if bodyType != "" {
 		h.Set("Content-Type", bodyType)
 	}
-	if auth := f.authorization(u); auth != "" {
+	auth := f.authorization(ctx, u)
+	if auth != "" {
 		h.Set("Authorization", auth)
 	}
 	if jar := jarFrom(ctx); jar != nil {
@@ -653,7 +656,7 @@ func (f *Fetcher) send(ctx context.Context, method string, u *url.URL, body []by
 		}
 	}
 	f.m.originBytes.Add(float64(len(data)))
-	rr := &rawResponse{status: resp.StatusCode, header: resp.Header, body: data, requestTime: reqTime, respTime: f.now()}
+	rr := &rawResponse{status: resp.StatusCode, header: resp.Header, body: data, requestTime: reqTime, respTime: f.now(), authorized: auth != ""}
 	if names, _ := parseVary(resp.Header); len(names) > 0 {
 		rr.vary = make(map[string]string, len(names))
 		for _, n := range names {
@@ -666,13 +669,19 @@ func (f *Fetcher) send(ctx context.Context, method string, u *url.URL, body []by
 }
 
 // authorization returns the Authorization value for u: its own user
-// information, else the longest matching configured credential.
-func (f *Fetcher) authorization(u *url.URL) string {
+// information, else the longest matching credential of the context
+// (WithCredentials), else the longest matching configured credential.
+func (f *Fetcher) authorization(ctx context.Context, u *url.URL) string {
 	if u.User != nil {
 		p, _ := u.User.Password()
 		req := http.Request{Header: http.Header{}}
 		req.SetBasicAuth(u.User.Username(), p)
 		return req.Header.Get("Authorization")
+	}
+	if cs := credsFrom(ctx); cs != nil {
+		if a := matchCredential(cs, u); a != "" {
+			return a
+		}
 	}
 	return matchCredential(*f.creds.Load(), u)
 }
@@ -696,7 +705,7 @@ func (f *Fetcher) varyMatches(ctx context.Context, e *entry, r *request, u *url.
 				}
 			}
 			if name == "Authorization" {
-				got = f.authorization(u)
+				got = f.authorization(ctx, u)
 			} else if jar := jarFrom(ctx); jar != nil {
 				hr := http.Request{Header: http.Header{}}
 				for _, c := range jar.Cookies(u) {
@@ -760,9 +769,16 @@ func (f *Fetcher) refresh(old *entry, rr *rawResponse) *entry {
 // Set-Cookie (a response that sets cookies belongs to one call), no
 // "Vary: *", a status the cache understands, a body within
 // MaxEntryBytes, and either a freshness lifetime or a validator (a 200
-// without freshness is stored to be revalidated on every use).
-func (f *Fetcher) storable(e *entry, h http.Header) bool {
+// without freshness is stored to be revalidated on every use). The cache
+// is shared by every call, so a response to a request that carried
+// Authorization (authorized) is stored only when it allows a shared cache
+// to serve it to others (RFC 9111 section 3.5: must-revalidate, public or
+// s-maxage); otherwise it is used by its own request alone.
+func (f *Fetcher) storable(e *entry, h http.Header, authorized bool) bool {
 	if f.cache == nil || e.cc.noStore || len(h.Values("Set-Cookie")) > 0 || int64(len(e.body)) > f.cfg.MaxEntryBytes {
+		return false
+	}
+	if authorized && !e.cc.sharedWithAuth() {
 		return false
 	}
 	if _, star := parseVary(h); star {
@@ -790,4 +806,32 @@ func WithCookieJar(ctx context.Context, jar http.CookieJar) context.Context {
 func jarFrom(ctx context.Context) http.CookieJar {
 	j, _ := ctx.Value(cookieJarKey{}).(http.CookieJar)
 	return j
+}
+
+// credentialsKey is the context key of a call's credentials.
+type credentialsKey struct{}
+
+// WithCredentials returns a context whose fetches send HTTP Basic
+// credentials cs (one call's, from its IVR profile) to the URLs under their
+// prefixes, ahead of the Fetcher's configured credentials; user information
+// in a URL still wins. Prefix rules are those of Config.Credentials. An
+// empty cs returns ctx unchanged.
+//
+// The shared cache keeps responses fetched with credentials apart from
+// other calls (RFC 9111 section 3.5): such a response is served to no other
+// request unless it says Cache-Control public, s-maxage or must-revalidate.
+func WithCredentials(ctx context.Context, cs []Credential) (context.Context, error) {
+	if len(cs) == 0 {
+		return ctx, nil
+	}
+	c, err := compileCredentials(cs)
+	if err != nil {
+		return ctx, fmt.Errorf("fetch: %w", err)
+	}
+	return context.WithValue(ctx, credentialsKey{}, c), nil
+}
+
+func credsFrom(ctx context.Context) []credential {
+	c, _ := ctx.Value(credentialsKey{}).([]credential)
+	return c
 }

@@ -2,9 +2,11 @@ package vxml
 
 import (
 	"fmt"
+	"html"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -74,6 +76,34 @@ func ConformanceContentType(name string) string {
 		return "application/xml"
 	}
 	return "application/voicexml+xml"
+}
+
+// ConformanceEcho is the suite's echo resource, served by the test fetchers rather than from a
+// file: a document submits to "echo.vxml?expect=..." and gets back a document that exits with
+// 'pass' when the expect parameter equals ConformanceSubmission of what was submitted, else
+// with 'fail: got ...' — so the submitting document decides what must arrive.
+const ConformanceEcho = "echo.vxml"
+
+// ConformanceSubmission describes a submission for the echo resource: the method, the enctype
+// (the request's media type for a POST, "-" for a GET) and each submitted value in order, as
+// name=value or, for a file part, name:media-type.
+func ConformanceSubmission(method, enctype string, values []string) string {
+	if method != "POST" {
+		enctype = "-"
+	}
+	return strings.Join(append([]string{method, enctype}, values...), " ")
+}
+
+// ConformanceEchoDocument is the echo resource's answer for the expected and the received
+// submission.
+func ConformanceEchoDocument(expect, got string) []byte {
+	result := "pass"
+	if expect != got {
+		result = "fail: got " + got
+	}
+	return []byte(`<?xml version="1.0"?>
+<vxml version="2.1" xmlns="http://www.w3.org/2001/vxml"><form><block><exit expr="` +
+		html.EscapeString(strconv.Quote(result)) + `"/></block></form></vxml>`)
 }
 
 // Check compares a result with a conformance expectation: "pass" (exit with the value

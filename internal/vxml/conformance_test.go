@@ -2,6 +2,9 @@ package vxml
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,25 +14,61 @@ import (
 
 const testBase = "http://test.invalid/"
 
-// conformanceFetcher serves every file of testdata/conformance.
+// conformanceFetcher serves every file of testdata/conformance, subfolders included (at
+// their relative paths).
 func conformanceFetcher(t testing.TB) *MemoryFetcher {
 	t.Helper()
 	f := NewMemoryFetcher()
-	files, err := filepath.Glob("testdata/conformance/*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range files {
+	const dir = "testdata/conformance"
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
 		b, err := os.ReadFile(p)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		ct := ConformanceContentType(p)
-		f.Add(testBase+filepath.Base(p), ct, b)
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		f.Add(testBase+filepath.ToSlash(rel), ConformanceContentType(p), b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	f.AddStatus(testBase+"status500.vxml", 500)
 	f.AddHang(testBase + "hang.vxml")
 	return f
+}
+
+// echoFetcher answers the suite's echo resource (ConformanceEcho) from the request's values,
+// as the mcp's test server does from the HTTP body; everything else goes to the files.
+type echoFetcher struct{ *MemoryFetcher }
+
+func (e echoFetcher) Fetch(ctx context.Context, req *FetchRequest) (*FetchResponse, error) {
+	u, err := url.Parse(req.URL)
+	if err != nil || !strings.HasSuffix(u.Path, "/"+ConformanceEcho) {
+		return e.MemoryFetcher.Fetch(ctx, req)
+	}
+	var got []string
+	for _, nv := range req.Values {
+		switch v := nv.Value.(type) {
+		case FileValue:
+			got = append(got, nv.Name+":"+v.ContentType)
+		case []byte:
+			got = append(got, nv.Name+":application/octet-stream")
+		default:
+			got = append(got, nv.Name+"="+fmt.Sprint(v))
+		}
+	}
+	enctype := req.Enctype
+	if enctype == "" {
+		enctype = EnctypeURLEncoded
+	}
+	body := ConformanceEchoDocument(u.Query().Get("expect"), ConformanceSubmission(req.Method, enctype, got))
+	return &FetchResponse{Body: body, ContentType: "application/voicexml+xml", URL: req.URL}, nil
 }
 
 func loadCases(t testing.TB) []ConformanceCase {
@@ -65,7 +104,7 @@ func dumpTrace(t *testing.T, res *Result) {
 // checks one specification assertion and decides pass/fail itself.
 func TestConformance(t *testing.T) {
 	f := conformanceFetcher(t)
-	in := testInterpreter(t, f)
+	in := testInterpreter(t, echoFetcher{f})
 	cases := loadCases(t)
 	if len(cases) == 0 {
 		t.Fatal("no conformance documents")

@@ -129,11 +129,7 @@ func (c *execCtx) data(x *DataStmt, scope *goja.Object) error {
 	if err != nil {
 		return err
 	}
-	base := ""
-	if c.doc != nil {
-		base = c.doc.URL
-	}
-	u, err := resolve(base, src)
+	u, err := resolve(c.baseURI(), src)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,11 @@ type Document struct {
 	Version     string
 	Application string // raw application attribute (root document URI)
 	Lang        string
-	Base        string
+	// Base is the raw xml:base attribute of <vxml>.
+	Base string
+	// baseURI is Base resolved against URL, or URL without xml:base: the base of every
+	// relative URI in the document (VoiceXML 2.0 section 1.5.1, XML Base).
+	baseURI string
 	// Decls are the document-level <var> and <script> in document order.
 	Decls   []Stmt
 	Props   map[string]string
@@ -17,10 +21,34 @@ type Document struct {
 	Links   []*Link
 	Dialogs []*Dialog
 	byID    map[string]*Dialog
+	// scoped lists, in document order, the document-level <link>s and the
+	// dialogs with document-scoped grammars: the grammars this document
+	// contributes to every dialog of it (and, for an application root, of
+	// its leaf documents). VoiceXML 2.0 section 3.1.4.
+	scoped []scopedSource
+}
+
+// scopedSource is a document-level link or a dialog whose grammars have
+// document scope.
+type scopedSource struct {
+	link *Link
+	dlg  *Dialog
 }
 
 // Dialog returns the dialog with the given id.
 func (d *Document) Dialog(id string) *Dialog { return d.byID[id] }
+
+// BaseURI returns the URI relative references in the document resolve against: its
+// xml:base (itself resolved against the document's URL) when present, else its URL.
+func (d *Document) BaseURI() string {
+	if d == nil {
+		return ""
+	}
+	if d.baseURI != "" {
+		return d.baseURI
+	}
+	return d.URL
+}
 
 // Dialog is a <form> or a <menu>.
 type Dialog struct {
@@ -34,8 +62,12 @@ type Dialog struct {
 	Catches  []*Catch
 	Links    []*Link
 	Grammars []*Grammar
-	Items    []*Item
-	Filled   []*Filled // form-level
+	// DocGrammars are the form-level grammars with document scope (the
+	// form's scope="document", or the grammar's own scope="document"):
+	// active in the other dialogs of the document too.
+	DocGrammars []*Grammar
+	Items       []*Item
+	Filled      []*Filled // form-level
 	// Menu only.
 	Choices []*Choice
 	DTMF    bool
@@ -116,6 +148,8 @@ type Link struct {
 type Choice struct {
 	DTMF, Next, Expr, Event, EventExpr, Message, MessageExpr string
 	Content                                                  []PNode
+	// Grammars are the choice's own <grammar> elements (DTMF ones are used).
+	Grammars []*Grammar
 }
 
 // Option is a field <option>.

@@ -247,14 +247,20 @@ func (c *execCtx) clearItem(f *formState, it *Item) {
 	delete(f.eventCount, it)
 }
 
-// fetchResource fetches a script, grammar or data resource relative to the
-// current document.
-func (c *execCtx) fetchResource(ref string, kind FetchKind, attrs map[string]string) (*FetchResponse, error) {
-	base := ""
-	if c.doc != nil {
-		base = c.doc.URL
+// baseURI is the base of relative URIs in the executing document: the current
+// document's, or the application root's while the root's declarations run
+// (c.doc is nil then).
+func (c *execCtx) baseURI() string {
+	if c.doc == nil {
+		return c.app.BaseURI()
 	}
-	u, err := resolve(base, ref)
+	return c.doc.BaseURI()
+}
+
+// fetchResource fetches a script, grammar or data resource relative to the
+// current document's base URI.
+func (c *execCtx) fetchResource(ref string, kind FetchKind, attrs map[string]string) (*FetchResponse, error) {
+	u, err := resolve(c.baseURI(), ref)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +330,8 @@ func (c *execCtx) submit(x *SubmitStmt) error {
 }
 
 // submitValues converts namelist variables for submission: strings as is,
-// recordings as bytes, objects as JSON.
+// recordings as a FileValue with their media type (other ArrayBuffers as
+// bytes), objects as JSON.
 func (c *execCtx) submitValues(names []string) ([]NameValue, error) {
 	vals := make([]NameValue, 0, len(names))
 	for _, n := range names {
@@ -343,6 +350,9 @@ func (c *execCtx) submitValue(v goja.Value) any {
 	}
 	switch x := v.Export().(type) {
 	case goja.ArrayBuffer:
+		if f, ok := c.s.recordingFile(v, x.Bytes()); ok {
+			return f
+		}
 		return x.Bytes()
 	case []byte:
 		return x
@@ -532,11 +542,7 @@ func (r *renderer) node(n PNode) error {
 			}
 			src = v.String()
 		}
-		base := ""
-		if r.c.doc != nil {
-			base = r.c.doc.URL
-		}
-		u, err := resolve(base, src)
+		u, err := resolve(r.c.baseURI(), src)
 		if err != nil {
 			return err
 		}

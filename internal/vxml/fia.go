@@ -23,15 +23,17 @@ const (
 // execCtx is one interpreter context level: the top-level application or a
 // subdialog invocation.
 type execCtx struct {
-	s         *session
-	parent    *execCtx
-	depth     int
-	app       *Document
-	appScope  *goja.Object
-	doc       *Document
-	docScope  *goja.Object
-	form      *formState
-	params    map[string]goja.Value
+	s        *session
+	parent   *execCtx
+	depth    int
+	app      *Document
+	appScope *goja.Object
+	doc      *Document
+	docScope *goja.Object
+	form     *formState
+	params   map[string]goja.Value
+	// input is a form-level result to apply when the next form starts.
+	input     *formInput
 	reprompt  bool
 	enumerate []enumEntry
 }
@@ -64,6 +66,7 @@ func (c *execCtx) run(tr *transition) (*transition, error) {
 					return nil, badfetchf("dialog %q not found in %s", tr.dialog, c.doc.URL)
 				}
 			}
+			c.input = tr.input
 			next, err := c.runForm(dlg)
 			if err != nil {
 				return nil, err
@@ -95,6 +98,14 @@ func (c *execCtx) enterDocument(doc, root *Document) (*transition, error) {
 	}
 	s.trace(TraceDocument, "%s", doc.URL)
 	c.form = nil
+	if doc == root && c.app == root {
+		// A leaf goes to a dialog of its application root (a root link,
+		// choice or document-scoped grammar): the root becomes the current
+		// document and its variables are the application's, already set.
+		c.doc, c.docScope = doc, c.appScope
+		s.js.setChain(c.chain(nil, nil))
+		return nil, nil
+	}
 	if root == nil || c.app != root {
 		c.app = root
 		c.appScope = c.newAppScope()
@@ -180,6 +191,8 @@ func (c *execCtx) runForm(dlg *Dialog) (*transition, error) {
 
 	nextItem := ""
 	lastCatchNoReprompt := false
+	input := c.input
+	c.input = nil
 	for {
 		if err := s.tick(); err != nil {
 			if tr, ferr := c.dispatch(nil, err); tr != nil || ferr != nil {
@@ -193,6 +206,21 @@ func (c *execCtx) runForm(dlg *Dialog) (*transition, error) {
 		}
 		// Select phase.
 		var item *Item
+		if input != nil {
+			// Input brought by a document-scoped grammar of this form,
+			// matched in another dialog: processed before any item is
+			// selected.
+			f.item = nil
+			c.reprompt = false
+			err := c.fillForm(f, input.interp, input.res)
+			input = nil
+			var exit *transition
+			nextItem, lastCatchNoReprompt, exit, err = c.settle(f, nil, err)
+			if exit != nil || err != nil {
+				return exit, err
+			}
+			continue
+		}
 		if nextItem != "" {
 			item = dlg.item(nextItem)
 			nextItem = ""
@@ -220,34 +248,45 @@ func (c *execCtx) runForm(dlg *Dialog) (*transition, error) {
 		f.item = item
 		c.reprompt = false
 		err := c.visit(f, item, !lastCatchNoReprompt)
-		lastCatchNoReprompt = false
-		if err == nil {
-			continue
+		var exit *transition
+		nextItem, lastCatchNoReprompt, exit, err = c.settle(f, item, err)
+		if exit != nil || err != nil {
+			return exit, err
 		}
-		var ev *Event
-		if errors.As(err, &ev) {
-			c.count(f, item, ev.Name)
-			c.reprompt = false
-			tr, ferr := c.handleEvent(item, ev)
-			if ferr != nil {
-				return nil, ferr
-			}
-			if tr == nil {
-				lastCatchNoReprompt = !c.reprompt
-				continue
-			}
-			err = tr
-		}
-		var tr *transition
-		if errors.As(err, &tr) {
-			if tr.kind == trItem {
-				nextItem = tr.item
-				continue
-			}
-			return c.formExit(tr, nil)
-		}
-		return nil, err
 	}
+}
+
+// settle handles the outcome of visiting item (nil: input brought to the
+// form by a transition): an event goes to its handler, a <goto nextitem>
+// names the next item, any other transition (exit) or a fatal error ends
+// the form. noReprompt is true when a handled event did not ask for a
+// reprompt (the next visit queues no prompts).
+func (c *execCtx) settle(f *formState, item *Item, err error) (next string, noReprompt bool, exit *transition, fatalErr error) {
+	if err == nil {
+		return "", false, nil, nil
+	}
+	var ev *Event
+	if errors.As(err, &ev) {
+		c.count(f, item, ev.Name)
+		c.reprompt = false
+		tr, herr := c.handleEvent(item, ev)
+		if herr != nil {
+			return "", false, nil, herr
+		}
+		if tr == nil {
+			return "", !c.reprompt, nil, nil
+		}
+		err = tr
+	}
+	var tr *transition
+	if errors.As(err, &tr) {
+		if tr.kind == trItem {
+			return tr.item, false, nil, nil
+		}
+		exit, err = c.formExit(tr, nil)
+		return "", false, exit, err
+	}
+	return "", false, nil, err
 }
 
 func (c *execCtx) formExit(tr *transition, err error) (*transition, error) {

@@ -15,20 +15,31 @@ const maxKeys = 256
 
 // activeGrammar is a grammar listening during one collection.
 type activeGrammar struct {
-	m      matcherI
-	form   bool // form-level grammar (fills slots)
+	m    matcherI
+	form bool // form-level grammar of the current dialog (fills its slots)
+	// dialog is set for a document-scoped grammar of another dialog: a
+	// match transitions to it (VoiceXML 2.0 section 3.1.3).
+	dialog *Dialog
+	// doc holds the grammar's element: links, choices and dialogs of an
+	// application root resolve against it.
+	doc    *Document
 	link   *Link
 	choice *Choice
 }
 
-// grammarMatcher builds a matcher for a <grammar> element; voice grammars
-// return nil (this interpreter takes DTMF input only).
-func (c *execCtx) grammarMatcher(g *Grammar) (matcherI, error) {
+// grammarMatcher builds a matcher for a <grammar> element of owner; voice
+// grammars return nil (this interpreter takes DTMF input only). External
+// rule references are resolved (fetched) on the way.
+func (c *execCtx) grammarMatcher(g *Grammar, owner *Document) (matcherI, error) {
 	if g.Inline != nil {
 		if g.Inline.Mode != srgs.ModeDTMF {
 			return nil, nil
 		}
-		return srgsMatcher{g.Inline}, nil
+		gr, err := c.linkGrammar(g.Inline, c.grammarOwnerBase(owner))
+		if err != nil {
+			return nil, err
+		}
+		return srgsMatcher{gr}, nil
 	}
 	src := g.Src
 	if g.SrcExpr != "" {
@@ -52,46 +63,70 @@ func (c *execCtx) grammarMatcher(g *Grammar) (matcherI, error) {
 	if mode == "" {
 		mode = srgs.ModeDTMF
 	}
-	resp, err := c.fetchResource(src, FetchGrammar, nil)
+	gr, u, err := c.fetchGrammar(owner, src, g.Type, mode)
 	if err != nil {
 		return nil, err
-	}
-	gr, err := c.s.in.cache.grammar(resp, g.Type, mode)
-	if err != nil {
-		return nil, badfetchf("grammar %s: %v", resp.URL, err)
 	}
 	if gr.Mode != srgs.ModeDTMF {
 		return nil, nil
 	}
+	if gr, err = c.linkGrammar(gr, u); err != nil {
+		return nil, err
+	}
 	return srgsMatcher{gr}, nil
 }
 
-// activeGrammars lists the grammars of a collection in precedence order:
-// the item's, then (unless modal) the form's, then links from the item up
-// to the application root.
+// activeGrammars lists the grammars of a collection in the precedence order
+// of VoiceXML 2.0 section 3.1.4: the item's own (with its links), then unless
+// the item is modal the form's (with its links), then the document's links
+// and the document-scoped grammars of its other forms and menus, in document
+// order, then the same for the application root document.
 func (c *execCtx) activeGrammars(f *formState, it *Item) ([]*activeGrammar, error) {
 	var out []*activeGrammar
-	add := func(gs []*Grammar, form bool, link *Link) error {
+	add := func(gs []*Grammar, a activeGrammar) error {
 		for _, g := range gs {
-			m, err := c.grammarMatcher(g)
+			m, err := c.grammarMatcher(g, a.doc)
 			if err != nil {
 				return err
 			}
 			if m != nil {
-				out = append(out, &activeGrammar{m: m, form: form, link: link})
+				ag := a
+				ag.m = m
+				out = append(out, &ag)
+			}
+		}
+		return nil
+	}
+	addChoices := func(d *Dialog, doc *Document) error {
+		for _, ch := range d.Choices {
+			if ch.DTMF != "" {
+				sm := &seqMatcher{}
+				sm.add(ch.DTMF, ch.DTMF)
+				out = append(out, &activeGrammar{m: sm, choice: ch, doc: doc})
+			}
+			if err := add(ch.Grammars, activeGrammar{choice: ch, doc: doc}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	addLinks := func(ls []*Link, doc *Document) error {
+		for _, l := range ls {
+			if l.DTMF != "" {
+				sm := &seqMatcher{}
+				sm.add(l.DTMF, l.DTMF)
+				out = append(out, &activeGrammar{m: sm, link: l, doc: doc})
+			}
+			if err := add(l.Grammars, activeGrammar{link: l, doc: doc}); err != nil {
+				return err
 			}
 		}
 		return nil
 	}
 	switch it.Kind {
 	case ItemMenu:
-		for _, ch := range f.dlg.Choices {
-			if ch.DTMF == "" {
-				continue
-			}
-			sm := &seqMatcher{}
-			sm.add(ch.DTMF, ch.DTMF)
-			out = append(out, &activeGrammar{m: sm, choice: ch})
+		if err := addChoices(f.dlg, c.doc); err != nil {
+			return nil, err
 		}
 	case ItemField:
 		if it.Type != "" {
@@ -110,31 +145,39 @@ func (c *execCtx) activeGrammars(f *formState, it *Item) ([]*activeGrammar, erro
 			}
 			out = append(out, &activeGrammar{m: sm})
 		}
-		if err := add(it.Grammars, false, nil); err != nil {
+		if err := add(it.Grammars, activeGrammar{doc: c.doc}); err != nil {
 			return nil, err
 		}
 	}
 	if it.Modal {
 		return out, nil
 	}
-	if err := add(f.dlg.Grammars, true, nil); err != nil {
+	if err := addLinks(it.Links, c.doc); err != nil {
 		return nil, err
 	}
-	links := [][]*Link{it.Links, f.dlg.Links}
-	if c.doc != nil {
-		links = append(links, c.doc.Links)
+	if err := add(f.dlg.Grammars, activeGrammar{form: true, doc: c.doc}); err != nil {
+		return nil, err
 	}
-	if c.app != nil && c.app != c.doc {
-		links = append(links, c.app.Links)
+	if err := addLinks(f.dlg.Links, c.doc); err != nil {
+		return nil, err
 	}
-	for _, ls := range links {
-		for _, l := range ls {
-			if l.DTMF != "" {
-				sm := &seqMatcher{}
-				sm.add(l.DTMF, l.DTMF)
-				out = append(out, &activeGrammar{m: sm, link: l})
+	for _, d := range [...]*Document{c.doc, c.app} {
+		if d == nil || (d == c.app && c.app == c.doc) {
+			continue
+		}
+		for _, sc := range d.scoped {
+			var err error
+			switch {
+			case sc.link != nil:
+				err = addLinks([]*Link{sc.link}, d)
+			case sc.dlg == f.dlg:
+				// The current dialog's grammars are active at form level.
+			case sc.dlg.Menu:
+				err = addChoices(sc.dlg, d)
+			default:
+				err = add(sc.dlg.DocGrammars, activeGrammar{dialog: sc.dlg, doc: d})
 			}
-			if err := add(l.Grammars, false, l); err != nil {
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -292,46 +335,88 @@ func (c *execCtx) processMatch(f *formState, it *Item, g *activeGrammar, r srgs.
 	res := c.setLastResult(keys, interp)
 	switch {
 	case g.link != nil:
-		return c.follow(g.link.Next, g.link.Expr, g.link.Event, g.link.EventExpr, g.link.Message, g.link.MessageExpr)
+		return c.follow(g.doc, g.link.Next, g.link.Expr, g.link.Event, g.link.EventExpr, g.link.Message, g.link.MessageExpr)
 	case g.choice != nil:
 		ch := g.choice
-		return c.follow(ch.Next, ch.Expr, ch.Event, ch.EventExpr, ch.Message, ch.MessageExpr)
+		return c.follow(g.doc, ch.Next, ch.Expr, ch.Event, ch.EventExpr, ch.Message, ch.MessageExpr)
+	case g.dialog != nil:
+		return c.enterScopedForm(g, interp, res)
+	case g.form:
+		return c.fillForm(f, interp, res)
 	}
+	v := interp
+	if obj, ok := interp.(*goja.Object); ok && obj.ClassName() == "Object" {
+		if sv := obj.Get(it.Slot); sv != nil && !goja.IsUndefined(sv) {
+			v = sv
+		}
+	}
+	c.fillItem(f, it, v, res)
+	return c.fillProcess(f, map[*Item]bool{it: true})
+}
+
+// fillForm applies the result of a form-level grammar (mixed initiative,
+// VoiceXML 2.0 section 2.3.4): each field whose slot is a property of the
+// interpretation is filled, every <initial> is set, then the process phase
+// runs. Nothing filled is a nomatch.
+func (c *execCtx) fillForm(f *formState, interp goja.Value, res *goja.Object) error {
+	js := c.s.js
 	just := map[*Item]bool{}
-	if g.form {
-		obj, _ := interp.(*goja.Object)
-		for _, x := range f.dlg.Items {
-			if x.Kind != ItemField || obj == nil {
-				continue
-			}
-			if v := obj.Get(x.Slot); v != nil && !goja.IsUndefined(v) {
-				c.fillItem(f, x, v, res)
-				just[x] = true
-			}
+	obj, _ := interp.(*goja.Object)
+	for _, x := range f.dlg.Items {
+		if x.Kind != ItemField || obj == nil {
+			continue
 		}
-		if len(just) == 0 {
-			return &Event{Name: EventNoMatch, Message: "no slot filled"}
+		if v := obj.Get(x.Slot); v != nil && !goja.IsUndefined(v) {
+			c.fillItem(f, x, v, res)
+			just[x] = true
 		}
-		for _, x := range f.dlg.Items {
-			if x.Kind == ItemInitial {
-				js.declare(f.scope, x.Name, js.rt.ToValue(true))
-			}
+	}
+	if len(just) == 0 {
+		return &Event{Name: EventNoMatch, Message: "no slot filled"}
+	}
+	for _, x := range f.dlg.Items {
+		if x.Kind == ItemInitial {
+			js.declare(f.scope, x.Name, js.rt.ToValue(true))
 		}
-	} else {
-		v := interp
-		if obj, ok := interp.(*goja.Object); ok && obj.ClassName() == "Object" {
-			if sv := obj.Get(it.Slot); sv != nil && !goja.IsUndefined(sv) {
-				v = sv
-			}
-		}
-		c.fillItem(f, it, v, res)
-		just[it] = true
 	}
 	return c.fillProcess(f, just)
 }
 
-// follow implements a matched <link> or <choice>.
-func (c *execCtx) follow(next, expr, event, eventExpr, msg, msgExpr string) error {
+// formInput is the result of a document-scoped form grammar matched in
+// another dialog, carried by the transition to that form.
+type formInput struct {
+	interp goja.Value
+	res    *goja.Object
+}
+
+// enterScopedForm handles a match of another dialog's document-scoped
+// grammar: the interpreter transitions to that form, which is filled with
+// the result once initialised (VoiceXML 2.0 section 3.1.3). A result that
+// fills none of its fields is a nomatch where the input was collected.
+func (c *execCtx) enterScopedForm(g *activeGrammar, interp goja.Value, res *goja.Object) error {
+	obj, _ := interp.(*goja.Object)
+	filled := false
+	for _, x := range g.dialog.Items {
+		if x.Kind == ItemField && obj != nil {
+			if v := obj.Get(x.Slot); v != nil && !goja.IsUndefined(v) {
+				filled = true
+				break
+			}
+		}
+	}
+	if !filled {
+		return &Event{Name: EventNoMatch, Message: "no slot filled"}
+	}
+	c.s.trace(TraceInput, "document-scoped grammar of dialog %s", g.dialog.ID)
+	in := &formInput{interp: interp, res: res}
+	if g.doc == c.doc {
+		return &transition{kind: trDialog, dialog: g.dialog.ID, input: in}
+	}
+	return &transition{kind: trDialog, doc: c.app, root: c.app, newDoc: true, dialog: g.dialog.ID, input: in}
+}
+
+// follow implements a matched <link> or <choice> of document base.
+func (c *execCtx) follow(base *Document, next, expr, event, eventExpr, msg, msgExpr string) error {
 	if event != "" || eventExpr != "" {
 		name, err := c.attrOrExpr(event, eventExpr)
 		if err != nil {
@@ -351,6 +436,23 @@ func (c *execCtx) follow(next, expr, event, eventExpr, msg, msgExpr string) erro
 		}
 		target = v
 	}
+	if base != nil && base != c.doc && c.app != nil && base == c.app {
+		// An element of the application root seen from a leaf: "#id" is
+		// a dialog of the root, which becomes the current document with
+		// the application's variables kept; other URIs are relative to
+		// the root.
+		if id, ok := strings.CutPrefix(target, "#"); ok {
+			if base.Dialog(id) == nil {
+				return badfetchf("dialog %q not found in %s", id, base.URL)
+			}
+			return &transition{kind: trDialog, doc: base, root: base, newDoc: true, dialog: id}
+		}
+		abs, err := resolve(base.BaseURI(), target)
+		if err != nil {
+			return err
+		}
+		target = abs
+	}
 	return c.transitionTo(target, &FetchRequest{Method: "GET"}, nil)
 }
 
@@ -358,6 +460,10 @@ func (c *execCtx) record(f *formState, it *Item) error {
 	s := c.s
 	if s.final {
 		return &transition{kind: trEnd}
+	}
+	format, err := ParseRecordType(it.Attrs["type"], c.strProp(it, PropertyRecordWAVCodec, ""))
+	if err != nil {
+		return &Event{Name: EventUnsupportedFormat, Message: err.Error()}
 	}
 	if err := s.flush(); err != nil {
 		return err
@@ -368,6 +474,7 @@ func (c *execCtx) record(f *formState, it *Item) error {
 		FinalSilence: c.timeProp(it, "", it.Attrs["finalsilence"], 0),
 		DTMFTerm:     it.Attrs["dtmfterm"] != "false",
 		Type:         it.Attrs["type"],
+		Format:       format,
 	}
 	res, err := s.p.Record(s.ctx, req)
 	s.steps = 0
@@ -379,8 +486,12 @@ func (c *execCtx) record(f *formState, it *Item) error {
 		return &Event{Name: EventNoInput}
 	}
 	js := s.js
-	s.trace(TraceInput, "record: %d bytes, %v", len(res.Audio), res.Duration)
-	js.declare(f.scope, it.Name, js.rt.ToValue(js.rt.NewArrayBuffer(res.Audio)))
+	ct := res.Type
+	if ct == "" {
+		ct = format.ContentType
+	}
+	s.trace(TraceInput, "record: %d bytes of %s, %v", len(res.Audio), ct, res.Duration)
+	js.declare(f.scope, it.Name, s.recordingValue(res.Audio, recordingMeta{contentType: ct, filename: it.Name + format.Ext()}))
 	sh := js.rt.NewObject()
 	_ = sh.Set("duration", res.Duration.Milliseconds())
 	_ = sh.Set("size", len(res.Audio))
@@ -432,6 +543,13 @@ func (c *execCtx) transfer(f *formState, it *Item) error {
 	req := &TransferRequest{Dest: dest, Type: typ, AAI: aai,
 		ConnectTimeout: c.timeProp(it, "", it.Attrs["connecttimeout"], 30*time.Second),
 		MaxTime:        c.timeProp(it, "", it.Attrs["maxtime"], 0)}
+	if src := it.Attrs["transferaudio"]; src != "" && typ != "blind" {
+		if u, err := resolve(c.baseURI(), src); err == nil {
+			req.TransferAudio = u
+		} else {
+			s.trace(TraceItem, "transferaudio %q ignored: %v", src, err)
+		}
+	}
 	s.trace(TraceItem, "transfer %s to %s", typ, dest)
 	res, err := s.p.Transfer(s.ctx, req)
 	s.steps = 0

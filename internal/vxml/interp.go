@@ -175,6 +175,8 @@ type session struct {
 	final     bool // final processing state (after disconnect/hangup)
 	endReason Reason
 	namelist  map[string]any
+	// recSym keys the media type attached to recording values.
+	recSym *goja.Symbol
 }
 
 // Run executes the application whose first document is at url until it
@@ -270,6 +272,9 @@ type transition struct {
 	names  []string
 	values map[string]goja.Value
 	event  *Event
+	// input fills the target form once initialised (a document-scoped
+	// form grammar matched in another dialog).
+	input *formInput
 }
 
 func (t *transition) Error() string { return fmt.Sprintf("transition %d", t.kind) }
@@ -390,7 +395,7 @@ func fetchEvent(err error, u string) *Event {
 	return badfetchf("fetch %s: %v", u, err)
 }
 
-// fetch performs one fetch bounded by fetchtimeout.
+// fetch performs one fetch bounded by fetchtimeout, with its fetchaudio if it has one.
 func (s *session) fetch(c *execCtx, req *FetchRequest, attrs map[string]string) (*FetchResponse, error) {
 	req.Timeout = c.timeProp(nil, "fetchtimeout", attrs["fetchtimeout"], DefaultFetchTimeout)
 	req.MaxAge, req.MaxStale = -1, -1
@@ -403,9 +408,25 @@ func (s *session) fetch(c *execCtx, req *FetchRequest, attrs map[string]string) 
 	if req.Method == "" {
 		req.Method = "GET"
 	}
+	fa, withAudio := c.fetchAudioFor(req.Kind, attrs)
+	if withAudio {
+		// VoiceXML 2.0 section 4.1.8: the prompts queued before a fetch with fetchaudio
+		// play to completion before the fetch begins.
+		if err := s.flush(); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, req.Timeout)
 	defer cancel()
-	resp, err := s.in.cfg.Fetcher.Fetch(ctx, req)
+	var (
+		resp *FetchResponse
+		err  error
+	)
+	if withAudio {
+		resp, err = s.fetchWithAudio(ctx, req, fa)
+	} else {
+		resp, err = s.in.cfg.Fetcher.Fetch(ctx, req)
+	}
 	if err != nil {
 		if s.ctx.Err() != nil {
 			return nil, &fatal{err: s.ctx.Err()}
@@ -422,11 +443,7 @@ func (s *session) fetch(c *execCtx, req *FetchRequest, attrs map[string]string) 
 
 // loadDocument fetches and parses a document and its application root.
 func (s *session) loadDocument(c *execCtx, u string, req *FetchRequest, attrs map[string]string) (*Document, *Document, error) {
-	base := ""
-	if c.doc != nil {
-		base = c.doc.URL
-	}
-	abs, err := resolve(base, u)
+	abs, err := resolve(c.baseURI(), u)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -443,7 +460,7 @@ func (s *session) loadDocument(c *execCtx, u string, req *FetchRequest, attrs ma
 	}
 	var root *Document
 	if doc.Application != "" {
-		rootURL, err := resolve(doc.URL, doc.Application)
+		rootURL, err := resolve(doc.BaseURI(), doc.Application)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/opengvp/gvp/internal/media/g711"
+	"github.com/opengvp/gvp/internal/media/wav"
 )
 
 // MemoryFetcher serves resources from memory; it is the Fetcher of tests
@@ -92,9 +95,11 @@ type ScriptedPlatform struct {
 	Logs []string
 	// Waits records the timeout of every WaitDigit call.
 	Waits []time.Duration
-	// RecordResult is returned by Record (nil: a 1 s recording of 8000
-	// bytes).
+	// RecordResult is returned by Record (nil: one second of silence in the
+	// requested format: 8000 bytes of raw G.711, or a WAV file).
 	RecordResult *RecordResult
+	// Records records the record requests.
+	Records []RecordRequest
 	// TransferResult and TransferErr are returned by Transfer.
 	TransferResult *TransferResult
 	TransferErr    error
@@ -170,10 +175,48 @@ func (p *ScriptedPlatform) Record(ctx context.Context, req *RecordRequest) (*Rec
 	if p.peek() == ScriptHangup && len(p.script) > 0 {
 		return nil, ErrHangup
 	}
+	p.Records = append(p.Records, *req)
 	if p.RecordResult != nil {
 		return p.RecordResult, nil
 	}
-	return &RecordResult{Audio: make([]byte, 8000), Type: "audio/basic", Duration: time.Second}, nil
+	audio, err := encodeRecording(req.Format, make([]int16, 8000))
+	if err != nil {
+		return nil, err
+	}
+	return &RecordResult{Audio: audio, Type: req.Format.ContentType, Duration: time.Second}, nil
+}
+
+// encodeRecording encodes 8 kHz samples in format f with the media
+// package's G.711 and WAV code.
+func encodeRecording(f RecordFormat, samples []int16) ([]byte, error) {
+	if f.Raw {
+		out := make([]byte, len(samples))
+		if f.Encoding == RecordALaw {
+			g711.EncodeAlaw(out, samples)
+		} else {
+			g711.EncodeUlaw(out, samples)
+		}
+		return out, nil
+	}
+	enc := wav.EncodingPCM16
+	switch f.Encoding {
+	case RecordMuLaw:
+		enc = wav.EncodingMuLaw
+	case RecordALaw:
+		enc = wav.EncodingALaw
+	}
+	var buf wav.Buffer
+	w, err := wav.NewWriter(&buf, enc)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.WriteSamples(samples); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Transfer implements Platform.

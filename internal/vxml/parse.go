@@ -78,6 +78,14 @@ func namelist(n *xmltree.Node) []string {
 	return strings.Fields(n.AttrOr("namelist", ""))
 }
 
+// xmlAttr returns the attribute xml:<name> (or, leniently, an unprefixed <name>).
+func xmlAttr(n *xmltree.Node, name string) string {
+	if v, ok := n.XMLAttr(name); ok {
+		return v
+	}
+	return n.AttrOr(name, "")
+}
+
 func fetchAttrs(n *xmltree.Node) map[string]string {
 	var m map[string]string
 	for _, k := range []string{"fetchtimeout", "maxage", "maxstale", "fetchhint", "fetchaudio"} {
@@ -102,9 +110,16 @@ func (p *parser) document(n *xmltree.Node, url string) (*Document, error) {
 	if ver != "2.0" && ver != "2.1" {
 		return nil, errAt(n, "unsupported version %q", ver)
 	}
-	d := &Document{URL: url, Version: ver, Application: n.AttrOr("application", ""), Base: n.AttrOr("base", ""),
+	d := &Document{URL: url, Version: ver, Application: n.AttrOr("application", ""),
 		Props: map[string]string{}, byID: map[string]*Dialog{}}
-	d.Lang, _ = n.Attr("lang")
+	d.Lang = xmlAttr(n, "lang")
+	if b, ok := n.XMLAttr("base"); ok && strings.TrimSpace(b) != "" {
+		base, err := resolve(url, b)
+		if err != nil {
+			return nil, errAt(n, "bad xml:base %q", b)
+		}
+		d.Base, d.baseURI = b, base
+	}
 	for _, c := range n.Elements() {
 		if !isVXML(c) {
 			continue
@@ -129,6 +144,9 @@ func (p *parser) document(n *xmltree.Node, url string) (*Document, error) {
 			}
 			d.byID[dlg.ID] = dlg
 			d.Dialogs = append(d.Dialogs, dlg)
+			if len(dlg.DocGrammars) > 0 || (dlg.Menu && dlg.Scope == "document") {
+				d.scoped = append(d.scoped, scopedSource{dlg: dlg})
+			}
 		case "property":
 			if err := p.property(c, d.Props); err != nil {
 				return nil, err
@@ -139,6 +157,7 @@ func (p *parser) document(n *xmltree.Node, url string) (*Document, error) {
 				return nil, err
 			}
 			d.Links = append(d.Links, l)
+			d.scoped = append(d.scoped, scopedSource{link: l})
 		case "meta", "metadata":
 		default:
 			if ct, ok, err := p.catch(c); ok || err != nil {
@@ -229,6 +248,9 @@ func (p *parser) grammar(c *xmltree.Node) (*Grammar, error) {
 	if g.Src != "" && g.SrcExpr != "" {
 		return nil, errAt(c, "src and srcexpr are exclusive")
 	}
+	if g.Scope != "" && g.Scope != "dialog" && g.Scope != "document" {
+		return nil, errAt(c, "bad scope %q", g.Scope)
+	}
 	if g.Src != "" || g.SrcExpr != "" {
 		return g, nil
 	}
@@ -266,6 +288,9 @@ func (p *parser) itemName(c *xmltree.Node) string {
 
 func (p *parser) dialog(n *xmltree.Node) (*Dialog, error) {
 	d := &Dialog{ID: n.AttrOr("id", ""), Menu: n.Name == "menu", Scope: n.AttrOr("scope", "dialog"), Props: map[string]string{}}
+	if d.Scope != "dialog" && d.Scope != "document" {
+		return nil, errAt(n, "bad scope %q", d.Scope)
+	}
 	if d.Menu {
 		return d, p.menu(n, d)
 	}
@@ -305,6 +330,11 @@ func (p *parser) dialog(n *xmltree.Node) (*Dialog, error) {
 				return nil, err
 			}
 			d.Grammars = append(d.Grammars, g)
+			// A form-level grammar takes the form's scope unless it
+			// names its own (VoiceXML 2.0 section 3.1.3).
+			if g.Scope == "document" || (g.Scope == "" && d.Scope == "document") {
+				d.DocGrammars = append(d.DocGrammars, g)
+			}
 		case "property":
 			if err := p.property(c, d.Props); err != nil {
 				return nil, err
@@ -358,11 +388,9 @@ func (p *parser) menu(n *xmltree.Node, d *Dialog) error {
 			if err := exactlyOne(c, "next", "expr", "event", "eventexpr"); err != nil {
 				return err
 			}
-			content, err := p.pcontent(c, true)
-			if err != nil {
+			if err := p.choiceContent(c, ch); err != nil {
 				return err
 			}
-			ch.Content = content
 			d.Choices = append(d.Choices, ch)
 		case "property":
 			if err := p.property(c, d.Props); err != nil {
@@ -402,6 +430,35 @@ func (p *parser) menu(n *xmltree.Node, d *Dialog) error {
 			}
 			ch.DTMF = strconv.Itoa(next)
 			next++
+		}
+	}
+	return nil
+}
+
+// choiceContent parses a <choice>'s children: <grammar> elements and prompt
+// content (the choice's text for <enumerate>).
+func (p *parser) choiceContent(n *xmltree.Node, ch *Choice) error {
+	for _, c := range n.Children {
+		if c.IsText() {
+			if strings.TrimSpace(c.Text) != "" {
+				ch.Content = append(ch.Content, &PText{Text: c.Text})
+			}
+			continue
+		}
+		if c.Name == "grammar" && isVXML(c) {
+			g, err := p.grammar(c)
+			if err != nil {
+				return err
+			}
+			ch.Grammars = append(ch.Grammars, g)
+			continue
+		}
+		pn, err := p.pnode(c)
+		if err != nil {
+			return err
+		}
+		if pn != nil {
+			ch.Content = append(ch.Content, pn)
 		}
 	}
 	return nil
@@ -535,7 +592,7 @@ func (p *parser) filled(c *xmltree.Node) (*Filled, error) {
 func (p *parser) prompt(c *xmltree.Node) (*PromptEl, error) {
 	pr := &PromptEl{Bargein: c.AttrOr("bargein", ""), BargeinType: c.AttrOr("bargeintype", ""), Count: 1,
 		Cond: c.AttrOr("cond", ""), Timeout: c.AttrOr("timeout", "")}
-	pr.Lang, _ = c.Attr("lang")
+	pr.Lang = xmlAttr(c, "lang")
 	if pr.Bargein != "" && pr.Bargein != "true" && pr.Bargein != "false" {
 		return nil, errAt(c, "bad bargein %q", pr.Bargein)
 	}

@@ -11,7 +11,9 @@ import (
 // Fetcher retrieves documents, scripts, grammars and data for an
 // interpreter. Implementations carry the transport (HTTP with caching in the
 // mcp, a map in tests). Fetch must honour ctx cancellation; the interpreter
-// also bounds each fetch with the fetchtimeout property.
+// also bounds each fetch with the fetchtimeout property. Fetch must be safe
+// for concurrent use: a fetch with fetchaudio runs on its own goroutine
+// while the session's goroutine plays the audio.
 type Fetcher interface {
 	Fetch(ctx context.Context, req *FetchRequest) (*FetchResponse, error)
 }
@@ -44,8 +46,8 @@ type FetchRequest struct {
 	// Enctype applies to Values on POST (EnctypeURLEncoded by default).
 	Enctype string
 	// Values are the submitted namelist variables in order. A Value is a
-	// string or, for recordings, []byte (sent as a file part with
-	// multipart/form-data).
+	// string or, for recordings, a FileValue (sent as a file part with
+	// multipart/form-data; other ArrayBuffers arrive as []byte).
 	Values []NameValue
 	// Timeout is the fetchtimeout property.
 	Timeout time.Duration
@@ -60,6 +62,17 @@ type NameValue struct {
 	Value any
 }
 
+// FileValue is a submitted value sent as a file part with
+// multipart/form-data: a recording with its media type and file name.
+type FileValue struct {
+	// Filename is the part's file name (the variable name and an extension
+	// for the format).
+	Filename string
+	// ContentType is the part's media type (the <record> type).
+	ContentType string
+	Data        []byte
+}
+
 // Query encodes string Values as a URL query (used for GET).
 func (r *FetchRequest) Query() url.Values {
 	q := url.Values{}
@@ -69,6 +82,8 @@ func (r *FetchRequest) Query() url.Values {
 			q.Add(nv.Name, v)
 		case []byte:
 			q.Add(nv.Name, string(v))
+		case FileValue:
+			q.Add(nv.Name, string(v.Data))
 		default:
 			q.Add(nv.Name, fmt.Sprint(v))
 		}
@@ -114,7 +129,9 @@ type Platform interface {
 	// Play renders one prompt. It returns when the prompt has finished, or
 	// early when Bargein is true and the caller pressed a key (the key stays
 	// buffered for WaitDigit and the result is BargedIn). Keys pressed
-	// during a prompt with Bargein false are discarded.
+	// during a prompt with Bargein false are discarded. When ctx ends first
+	// (a fetchaudio stopped because its fetch completed) it stops the audio
+	// and returns ctx's error.
 	Play(ctx context.Context, p *Prompt) (PlayResult, error)
 	// WaitDigit returns the next buffered or arriving DTMF key, waiting at
 	// most timeout; ok is false when the timeout elapsed without a key.
@@ -197,13 +214,21 @@ type RecordRequest struct {
 	MaxTime      time.Duration
 	FinalSilence time.Duration
 	DTMFTerm     bool
-	Type         string
+	// Type is the type attribute as written; Format is what it resolves
+	// to (ParseRecordType), the format Audio must have.
+	Type   string
+	Format RecordFormat
 }
 
 // RecordResult is a finished recording.
 type RecordResult struct {
-	Audio    []byte
-	Type     string
+	// Audio is the recording in the requested Format (empty: nothing was
+	// heard, the interpreter throws noinput).
+	Audio []byte
+	// Type is the media type of Audio (Format.ContentType when empty).
+	Type string
+	// Duration is the length of the audio; the name$.duration shadow
+	// variable gives it in milliseconds.
 	Duration time.Duration
 	// TermChar is the key that ended the recording, 0 if none.
 	TermChar rune
@@ -218,6 +243,10 @@ type TransferRequest struct {
 	ConnectTimeout time.Duration
 	MaxTime        time.Duration
 	AAI            string
+	// TransferAudio is the absolute URI of the audio to play to the caller until the callee
+	// answers (the transferaudio attribute), played once; empty leaves it to the platform
+	// (ringback or the callee's early media). A fetch failure is ignored (VoiceXML 2.0 2.3.7).
+	TransferAudio string
 }
 
 // Transfer outcomes for TransferResult.Status (VoiceXML 2.0 2.3.7.2).

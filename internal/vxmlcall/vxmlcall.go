@@ -1,6 +1,6 @@
 // Package vxmlcall runs VoiceXML applications on live calls: it implements the interpreter's
 // Platform (internal/vxml) over a call's media — prompts rendered from TTS (internal/tts) and
-// fetched audio (internal/fetch) and played with barge-in, DTMF input, recording to WAV,
+// fetched audio (internal/fetch) and played with barge-in, DTMF input, recording (WAV or raw G.711),
 // blind and bridge transfers and hang-up. The mcp role adapts its calls to the Call interface.
 package vxmlcall
 
@@ -36,8 +36,10 @@ type Call interface {
 	// Bridge places a call to req.Dest and connects the caller with it until one side hangs
 	// up or req.MaxTime passes (bridge transfer). It returns the outcome as a TransferResult
 	// status, vxml.ErrHangup when the caller hung up (before or during the bridge), or a
-	// *vxml.Event (error.connection.*) when the call could not be placed at all.
-	Bridge(ctx context.Context, req *vxml.TransferRequest) (*vxml.TransferResult, error)
+	// *vxml.Event (error.connection.*) when the call could not be placed at all. Until the
+	// callee answers the caller hears connecting (the transferaudio), played once, or, when
+	// nil, what the platform gives: the callee's early media or a ringback tone.
+	Bridge(ctx context.Context, req *vxml.TransferRequest, connecting media.Source) (*vxml.TransferResult, error)
 	// SetSink routes the caller's decoded audio to k (nil: nowhere).
 	SetSink(k media.Sink)
 }
@@ -84,6 +86,8 @@ func New(interp *vxml.Interpreter, f *fetch.Fetcher, synth tts.Synthesizer, log 
 // once: the call's methods then report vxml.ErrHangup, the interpreter throws
 // connection.disconnect.hangup and runs the document's handlers in the final processing
 // state (VoiceXML 2.0 section 5.3.11), for at most FinalProcessingTimeout after ctx ended.
+// ctx's values reach every fetch of the session (documents, resources and audio): a call's
+// credentials go in with fetch.WithCredentials.
 func (r *Runner) Run(ctx context.Context, call Call, info vxml.SessionInfo, url string, log zerolog.Logger) *vxml.Result {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -167,8 +171,9 @@ func (p *platform) WaitDigit(ctx context.Context, timeout time.Duration) (rune, 
 	return p.call.WaitDigit(ctx, timeout)
 }
 
-// Record captures the caller's audio as a 16-bit WAV, ending on final silence after speech,
-// a DTMF key (dtmfterm), maxtime, or no speech at all (noinput: an empty result).
+// Record captures the caller's audio in the requested format (req.Format: a WAV file in 16-bit
+// linear, mu-law or A-law, or raw mu-law or A-law samples), ending on final silence after
+// speech, a DTMF key (dtmfterm), maxtime, or no speech at all (noinput: an empty result).
 func (p *platform) Record(ctx context.Context, req *vxml.RecordRequest) (*vxml.RecordResult, error) {
 	maxTime := req.MaxTime
 	if maxTime <= 0 {
@@ -183,15 +188,18 @@ func (p *platform) Record(ctx context.Context, req *vxml.RecordRequest) (*vxml.R
 			return nil, err
 		}
 	}
-	buf := &memFile{}
-	w, err := wav.NewWriter(buf, wav.EncodingPCM16)
+	buf := &wav.Buffer{}
+	w, err := wav.NewWriter(buf, wavEncoding(req.Format.Encoding))
 	if err != nil {
 		return nil, err
 	}
 	sink := newSpeechSink(media.NewRecorder(w))
 	p.call.SetSink(sink)
 	began := time.Now()
-	res := &vxml.RecordResult{Type: "audio/wav"}
+	res := &vxml.RecordResult{Type: req.Format.ContentType}
+	if res.Type == "" {
+		res.Type = "audio/wav"
+	}
 	var waitErr error
 	for {
 		key, ok, err := p.call.WaitDigit(ctx, 50*time.Millisecond)
@@ -227,8 +235,27 @@ func (p *platform) Record(ctx context.Context, req *vxml.RecordRequest) (*vxml.R
 		return res, nil // nothing said: the interpreter throws noinput
 	}
 	res.Audio = buf.Bytes()
+	if req.Format.Raw {
+		// Headerless G.711: the samples of the WAV file's data chunk.
+		a, err := wav.Parse(res.Audio)
+		if err != nil {
+			return nil, fmt.Errorf("read recording: %w", err)
+		}
+		res.Audio = res.Audio[a.Info.DataOffset : a.Info.DataOffset+a.Info.DataSize]
+	}
 	res.Duration = time.Duration(w.Samples()) * time.Second / 8000
 	return res, nil
+}
+
+// wavEncoding is the WAV writer's encoding for a recording encoding.
+func wavEncoding(e vxml.RecordEncoding) wav.Encoding {
+	switch e {
+	case vxml.RecordMuLaw:
+		return wav.EncodingMuLaw
+	case vxml.RecordALaw:
+		return wav.EncodingALaw
+	}
+	return wav.EncodingPCM16
 }
 
 // Transfer performs blind transfers by REFER and bridge transfers through the call's Bridge.
@@ -244,7 +271,16 @@ func (p *platform) Transfer(ctx context.Context, req *vxml.TransferRequest) (*vx
 		}
 		return &vxml.TransferResult{Status: vxml.TransferUnknown}, nil
 	case "bridge":
-		res, err := p.call.Bridge(ctx, req)
+		var connecting media.Source
+		if req.TransferAudio != "" {
+			if pcm, err := p.r.LoadAudio(ctx, req.TransferAudio); err != nil {
+				// VoiceXML 2.0 2.3.7: a transferaudio that cannot be fetched is ignored.
+				p.log.Warn().Err(err).Str("transferaudio", req.TransferAudio).Msg("transferaudio not played")
+			} else {
+				connecting = media.NewPCMSource(pcm)
+			}
+		}
+		res, err := p.call.Bridge(ctx, req, connecting)
 		var ev *vxml.Event
 		switch {
 		case err == nil:
@@ -325,41 +361,6 @@ func (s *speechSink) lastSpeech() (time.Time, bool) {
 	defer s.mu.Unlock()
 	return s.last, s.heard
 }
-
-// memFile is an in-memory io.WriteSeeker for the WAV writer.
-type memFile struct {
-	b   []byte
-	off int
-}
-
-func (m *memFile) Write(p []byte) (int, error) {
-	if end := m.off + len(p); end > len(m.b) {
-		m.b = append(m.b, make([]byte, end-len(m.b))...)
-	}
-	copy(m.b[m.off:], p)
-	m.off += len(p)
-	return len(p), nil
-}
-
-func (m *memFile) Seek(offset int64, whence int) (int64, error) {
-	var base int
-	switch whence {
-	case 0:
-	case 1:
-		base = m.off
-	case 2:
-		base = len(m.b)
-	}
-	n := base + int(offset)
-	if n < 0 {
-		return 0, errors.New("negative seek")
-	}
-	m.off = n
-	return int64(n), nil
-}
-
-// Bytes returns the written content.
-func (m *memFile) Bytes() []byte { return m.b }
 
 // audioCache keeps decoded prompts keyed by URL, valid while the fetch cache returns the same
 // body (a changed resource is decoded again).

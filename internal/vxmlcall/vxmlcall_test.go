@@ -15,6 +15,7 @@ import (
 
 	"github.com/opengvp/gvp/internal/fetch"
 	"github.com/opengvp/gvp/internal/media"
+	"github.com/opengvp/gvp/internal/media/g711"
 	"github.com/opengvp/gvp/internal/media/wav"
 	"github.com/opengvp/gvp/internal/tts"
 	"github.com/opengvp/gvp/internal/vxml"
@@ -77,6 +78,7 @@ type fakeCall struct {
 	hangups  int
 	// bridges are the Bridge requests; bridgeRes and bridgeErr their outcome.
 	bridges   []vxml.TransferRequest
+	connects  []media.Source // the connecting audio of each Bridge
 	bridgeRes *vxml.TransferResult
 	bridgeErr error
 }
@@ -137,10 +139,11 @@ func (c *fakeCall) Refer(_ context.Context, target string) error {
 	return c.referErr
 }
 
-func (c *fakeCall) Bridge(_ context.Context, req *vxml.TransferRequest) (*vxml.TransferResult, error) {
+func (c *fakeCall) Bridge(_ context.Context, req *vxml.TransferRequest, connecting media.Source) (*vxml.TransferResult, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.bridges = append(c.bridges, *req)
+	c.connects = append(c.connects, connecting)
 	return c.bridgeRes, c.bridgeErr
 }
 
@@ -158,7 +161,7 @@ func (c *fakeCall) SetSink(k media.Sink) {
 // wavBody encodes samples as a 16-bit WAV file.
 func wavBody(t *testing.T, samples []int16) []byte {
 	t.Helper()
-	var f memFile
+	var f wav.Buffer
 	w, err := wav.NewWriter(&f, wav.EncodingPCM16)
 	if err != nil {
 		t.Fatal(err)
@@ -416,6 +419,68 @@ func TestRecord(t *testing.T) {
 	}
 }
 
+// TestRecordFormats records the same speech in every format of <record type> and checks the
+// bytes: WAV files with the asked encoding, raw G.711 of the asked law, sizes matching the
+// duration.
+func TestRecordFormats(t *testing.T) {
+	for _, tc := range []struct {
+		typ, codec string
+		wavFormat  wav.Format // 0 for raw audio
+		bytesPer   int
+		decode     func([]int16, []byte) int
+	}{
+		{"", "", wav.FormatPCM, 2, nil},
+		{"audio/wav", "", wav.FormatPCM, 2, nil},
+		{"audio/x-wav;codec=ulaw", "", wav.FormatMuLaw, 1, nil},
+		{"audio/wav", "alaw", wav.FormatALaw, 1, nil},
+		{"audio/basic", "", 0, 1, g711.DecodeUlaw},
+		{"audio/x-alaw-basic", "", 0, 1, g711.DecodeAlaw},
+	} {
+		t.Run(tc.typ+" "+tc.codec, func(t *testing.T) {
+			format, err := vxml.ParseRecordType(tc.typ, tc.codec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			call := &fakeCall{onSink: speech(10)}
+			res, err := newPlatform(t, call, nil).Record(context.Background(),
+				&vxml.RecordRequest{FinalSilence: 50 * time.Millisecond, MaxTime: time.Minute, Format: format})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := format.ContentType
+			if res.Type != want {
+				t.Fatalf("type %q, want %q", res.Type, want)
+			}
+			var samples []int16
+			dataBytes := len(res.Audio)
+			if tc.wavFormat != 0 {
+				a, err := wav.Parse(res.Audio)
+				if err != nil {
+					t.Fatalf("not a WAV file: %v", err)
+				}
+				if a.Info.Format != tc.wavFormat || a.Info.BitsPerSample != 8*tc.bytesPer || a.Info.SampleRate != 8000 {
+					t.Fatalf("WAV %+v, want format %v", a.Info, tc.wavFormat)
+				}
+				samples, dataBytes = a.Samples, a.Info.DataSize
+			} else {
+				if len(res.Audio) >= 4 && string(res.Audio[:4]) == "RIFF" {
+					t.Fatal("raw recording has a WAV header")
+				}
+				samples = make([]int16, len(res.Audio))
+				tc.decode(samples, res.Audio)
+			}
+			if dataBytes != len(samples)*tc.bytesPer || res.Duration != time.Duration(len(samples))*time.Second/8000 {
+				t.Fatalf("%d data bytes, %d samples, duration %v", dataBytes, len(samples), res.Duration)
+			}
+			// The tone's peak is 4000: decoded with the right law it comes back within the
+			// G.711 step.
+			if peak := slices.Max(samples); peak < 3700 || peak > 4300 {
+				t.Fatalf("peak %d, want about 4000", peak)
+			}
+		})
+	}
+}
+
 func TestRecordHangup(t *testing.T) {
 	call := &fakeCall{onSink: speech(2), waitErr: vxml.ErrHangup}
 	_, err := newPlatform(t, call, nil).Record(context.Background(), &vxml.RecordRequest{MaxTime: time.Minute})
@@ -466,6 +531,38 @@ func TestTransferBridge(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTransferAudio: a bridge's transferaudio is fetched and handed to Bridge as the audio
+// the caller hears until the answer; one that cannot be fetched is ignored (VoiceXML 2.0
+// 2.3.7) and the transfer goes on with the platform's own (nil).
+func TestTransferAudio(t *testing.T) {
+	base := audioServer(t)
+	for _, tc := range []struct {
+		url      string
+		wantPlay bool
+	}{
+		{base + "/tone.wav", true},
+		{base + "/missing.wav", false},
+		{"", false},
+	} {
+		call := &fakeCall{bridgeRes: &vxml.TransferResult{Status: vxml.TransferFarEndDisconnect}}
+		req := vxml.TransferRequest{Type: "bridge", Dest: "sip:agent@127.0.0.1", TransferAudio: tc.url}
+		res, err := newPlatform(t, call, nil).Transfer(context.Background(), &req)
+		if err != nil || res.Status != vxml.TransferFarEndDisconnect || len(call.connects) != 1 {
+			t.Fatalf("%q: res %+v err %v bridges %d", tc.url, res, err, len(call.connects))
+		}
+		src := call.connects[0]
+		if (src != nil) != tc.wantPlay {
+			t.Fatalf("%q: connecting audio %v, want it played: %v", tc.url, src, tc.wantPlay)
+		}
+		if src != nil {
+			buf := make([]int16, media.FrameSamples)
+			if n, err := src.ReadFrame(buf); n != media.FrameSamples || err != nil || buf[0] != 3000 {
+				t.Fatalf("connecting audio frame: n %d err %v sample %d, want the tone's 3000", n, err, buf[0])
+			}
+		}
 	}
 }
 

@@ -33,7 +33,7 @@ type announcement struct {
 }
 
 func (a announcement) Run(ctx context.Context, c *Call) error {
-	lctx, cancel := context.WithTimeout(ctx, a.timeout)
+	lctx, cancel := context.WithTimeout(c.entry.fetchContext(ctx), a.timeout)
 	samples, err := a.loader.LoadAudio(lctx, c.entry.URL)
 	cancel()
 	if err != nil {

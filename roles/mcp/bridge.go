@@ -43,7 +43,11 @@ const (
 // (near_end_disconnect) the callee gets a BYE and Bridge returns ErrCallEnded. A destination
 // that is not a SIP URI is a *vxml.Event error.connection.baddestination; a call that cannot
 // be sent at all is error.connection.noroute.
-func (c *Call) Bridge(ctx context.Context, req *vxml.TransferRequest) (*vxml.TransferResult, error) {
+//
+// Until the callee answers, the caller hears connecting (played once, then silence) when it is
+// not nil; else the callee's early media once a provisional response brings an SDP answer,
+// or the ringback tone of mcp.transfer.ringback once the callee rings (180).
+func (c *Call) Bridge(ctx context.Context, req *vxml.TransferRequest, connecting media.Source) (*vxml.TransferResult, error) {
 	if c.ctx.Err() != nil {
 		return nil, ErrCallEnded
 	}
@@ -71,9 +75,14 @@ func (c *Call) Bridge(ctx context.Context, req *vxml.TransferRequest) (*vxml.Tra
 	}
 	dctx, cancelDial := context.WithCancel(context.Background())
 	defer cancelDial()
+	pre := &preAnswer{c: c, connecting: connecting != nil}
+	defer pre.end()
+	if connecting != nil {
+		pre.play(connecting)
+	}
 	ch := make(chan dialed, 1)
 	go func() {
-		o, err := c.m.Dial(dctx, req.Dest, headers)
+		o, err := c.m.Dial(dctx, req.Dest, DialOptions{Headers: headers, OnProgress: pre.progress})
 		ch <- dialed{o, err}
 	}()
 	// abandon cancels the INVITE (CANCEL once a provisional response came, as RFC 3261 9.1
@@ -110,6 +119,57 @@ func (c *Call) Bridge(ctx context.Context, req *vxml.TransferRequest) (*vxml.Tra
 	return c.bridgeCall(ctx, out, req.MaxTime)
 }
 
+// preAnswer is what the caller of a bridge transfer hears before the callee answers.
+type preAnswer struct {
+	c          *Call
+	connecting bool // the document's transferaudio plays: nothing replaces it
+	mu         sync.Mutex
+	done       bool
+	pb         *media.Playback
+	ringing    bool
+	early      *framePipe // the callee's early media on its way to the caller
+}
+
+func (p *preAnswer) play(src media.Source) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.done {
+		p.pb = p.c.sess.Play(src)
+	}
+}
+
+// progress is Dial's OnProgress: early media when the callee sends some, else ringback.
+func (p *preAnswer) progress(code int, early *media.Session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.done || p.connecting:
+	case early != nil:
+		if p.early == nil {
+			p.early = newFramePipe(bridgePipeFrames)
+			early.SetSink(p.early)
+			p.pb = p.c.sess.Play(p.early)
+		}
+	case code == 180 && !p.ringing && p.early == nil && p.c.m.ringback != nil:
+		p.ringing = true
+		p.pb = p.c.sess.Play(media.NewToneSource(*p.c.m.ringback))
+	}
+}
+
+// end stops what plays (unless the bridge replaced it already) and ignores later progress:
+// a dial abandoned on timeout may still get a 180.
+func (p *preAnswer) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = true
+	if p.pb != nil {
+		p.pb.Stop()
+	}
+	if p.early != nil {
+		p.early.Close()
+	}
+}
+
 // bridgeCall connects the caller with an answered outbound call until one side ends it.
 func (c *Call) bridgeCall(ctx context.Context, out *OutboundCall, maxTime time.Duration) (*vxml.TransferResult, error) {
 	began := time.Now()
@@ -117,9 +177,9 @@ func (c *Call) bridgeCall(ctx context.Context, out *OutboundCall, maxTime time.D
 	down := newFramePipe(bridgePipeFrames) // callee -> caller
 	c.sess.StopPlayback()
 	// Keys the caller presses while bridged are meant for the callee, not type-ahead for the
-	// dialog: they are not buffered until the bridge ends.
-	c.setDiscardDigits(true)
-	defer c.setDiscardDigits(false)
+	// dialog: they go to the callee (RFC 4733) and are not buffered until the bridge ends.
+	c.setDigitRelay(out.Media())
+	defer c.setDigitRelay(nil)
 	c.sess.SetSink(up)
 	out.Media().SetSink(down)
 	toCallee := out.Media().Play(up)
@@ -168,10 +228,11 @@ func (c *Call) bridgeCall(ctx context.Context, out *OutboundCall, maxTime time.D
 	}
 }
 
-// setDiscardDigits turns the buffering of received DTMF off (on) or back on (off).
-func (c *Call) setDiscardDigits(on bool) {
+// setDigitRelay sends the digits the caller presses to callee (RFC 4733) instead of buffering
+// them for the dialog; nil turns buffering back on.
+func (c *Call) setDigitRelay(callee *media.Session) {
 	c.dmu.Lock()
-	c.discard = on
+	c.relay = callee
 	c.dmu.Unlock()
 }
 

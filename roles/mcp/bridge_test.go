@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/opengvp/gvp/internal/caller"
 	"github.com/opengvp/gvp/internal/media"
+	"github.com/opengvp/gvp/internal/media/g711"
 	"github.com/opengvp/gvp/internal/vxml"
 )
 
@@ -294,8 +296,12 @@ func hungUp(t *testing.T, c *caller.Call) {
 	}
 }
 
-// energySink counts the frames whose RMS level is speech rather than silence.
-type energySink struct{ loud atomic.Int64 }
+// energySink counts the frames whose RMS level is speech rather than silence, and notes when
+// the first one came.
+type energySink struct {
+	loud  atomic.Int64
+	first atomic.Int64 // unix ns of the first loud frame
+}
 
 func (e *energySink) WriteFrame(f []int16) {
 	var sum float64
@@ -304,7 +310,16 @@ func (e *energySink) WriteFrame(f []int16) {
 	}
 	if len(f) > 0 && math.Sqrt(sum/float64(len(f))) >= 500 {
 		e.loud.Add(1)
+		e.first.CompareAndSwap(0, time.Now().UnixNano())
 	}
+}
+
+// firstLoudAfter returns how long after t0 the first loud frame came (-1 when none did).
+func (e *energySink) firstLoudAfter(t0 time.Time) time.Duration {
+	if f := e.first.Load(); f != 0 {
+		return time.Unix(0, f).Sub(t0)
+	}
+	return -1
 }
 
 // TestBridgeFarEndDisconnect bridges the caller to an announcement on a second mcp: the
@@ -336,7 +351,7 @@ func TestBridgeFarEndDisconnect(t *testing.T) {
 
 // TestBridgeMaxTime ends a bridge to an endless announcement at maxtime: the callee gets a
 // BYE and the caller goes on in the document, which does not see the key pressed while
-// bridged.
+// bridged: that key went to the callee.
 func TestBridgeMaxTime(t *testing.T) {
 	callee := startMCP(t, nil)
 	h := startBridgeMCP(t, nil)
@@ -347,6 +362,10 @@ func TestBridgeMaxTime(t *testing.T) {
 	if err := c.Media().SendDigits("5", 0); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "the key relayed to the callee", 5*time.Second, func() bool {
+		calls := callee.m.Calls()
+		return len(calls) == 1 && calls[0].DigitsHeard() == "5"
+	})
 	o := app.outcome(t)
 	if o.status != vxml.TransferMaxTimeDisconnect || o.dur != 1 || o.key != "none" {
 		t.Fatalf("outcome %+v, want maxtime_disconnect after 1 s and no key", o)
@@ -382,9 +401,12 @@ func TestBridgeNearEndDisconnect(t *testing.T) {
 // 200 carries an SDP answer (PCMU to a socket that swallows the RTP) and the UAS hangs up
 // with BYE after hold.
 type testUAS struct {
-	addr    string
-	code    atomic.Int32
-	hold    time.Duration
+	addr string
+	code atomic.Int32
+	hold time.Duration
+	// early, when set, makes a 200 come after a 183 with the SDP answer and this much loud
+	// early media (RTP to the offer's address).
+	early   time.Duration
 	mu      sync.Mutex
 	invites []*sip.Request
 }
@@ -431,6 +453,13 @@ func startUAS(t *testing.T, code int, hold time.Duration) *testUAS {
 		if err != nil {
 			return
 		}
+		if u.early > 0 {
+			hdr := sip.NewHeader("Content-Type", "application/sdp")
+			if err := dlg.Respond(183, "Session Progress", []byte(answer), hdr); err != nil {
+				return
+			}
+			sendLoudRTP(rtp, req.Body(), u.early)
+		}
 		if err := dlg.RespondSDP([]byte(answer)); err != nil {
 			return
 		}
@@ -453,6 +482,37 @@ func startUAS(t *testing.T, code int, hold time.Duration) *testUAS {
 		_ = rtp.Close()
 	})
 	return u
+}
+
+// sendLoudRTP sends d of a loud 1 kHz PCMU tone, a packet every 20 ms, from conn to the
+// audio address of the SDP offer.
+func sendLoudRTP(conn net.PacketConn, offer []byte, d time.Duration) {
+	var host string
+	var port int
+	for _, l := range strings.Split(string(offer), "\r\n") {
+		if v, ok := strings.CutPrefix(l, "c=IN IP4 "); ok {
+			host = v
+		}
+		if v, ok := strings.CutPrefix(l, "m=audio "); ok {
+			port, _ = strconv.Atoi(strings.Fields(v)[0])
+		}
+	}
+	to, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return
+	}
+	pkt := make([]byte, 12+media.FrameSamples)
+	pkt[0], pkt[1] = 0x80, 0 // version 2, PCMU
+	for i := range media.FrameSamples {
+		pkt[12+i] = g711.LinearToUlaw(int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/8000)))
+	}
+	pkt[8] = 0x5a // SSRC
+	for n := 0; n < int(d/(20*time.Millisecond)); n++ {
+		binary.BigEndian.PutUint16(pkt[2:], uint16(n))
+		binary.BigEndian.PutUint32(pkt[4:], uint32(n*media.FrameSamples))
+		_, _ = conn.WriteTo(pkt, to)
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (u *testUAS) last() *sip.Request {
@@ -541,6 +601,88 @@ func TestBridgeBadDestination(t *testing.T) {
 		t.Fatalf("outcome %+v, want error.connection.baddestination", o)
 	}
 	hungUp(t, c)
+}
+
+// TestBridgeRingback: while the callee rings (180, answer 2 s later) the caller hears the
+// ringback tone at once; with mcp.transfer.ringback none it hears nothing until the answer.
+func TestBridgeRingback(t *testing.T) {
+	callee := startMCP(t, func(c *Config, _ *Deps) { c.Answer.Provisional, c.Answer.Delay = 180, 2*time.Second })
+	for _, ringback := range []string{"us", "none"} {
+		t.Run(ringback, func(t *testing.T) {
+			h := startBridgeMCP(t, func(c *Config) { c.Transfer.Ringback = ringback })
+			app := startBridgeApp(t, `connecttimeout="5s" maxtime="3s"`)
+			t0 := time.Now()
+			c, heard := dialBridge(t, h, app, callee.annc(t, ";repeat=forever"))
+			waitFor(t, "audio", 10*time.Second, func() bool { return heard.loud.Load() > 0 })
+			first := heard.firstLoudAfter(t0)
+			if ringback == "us" && first > time.Second {
+				t.Errorf("first audio %v after the call began, want the ringback well before the 2 s answer", first)
+			}
+			if ringback == "none" && first < 1800*time.Millisecond {
+				t.Errorf("first audio %v after the call began, want nothing before the 2 s answer", first)
+			}
+			if o := app.outcome(t); o.status != vxml.TransferMaxTimeDisconnect {
+				t.Fatalf("outcome %+v, want maxtime_disconnect", o)
+			}
+			hungUp(t, c)
+		})
+	}
+}
+
+// TestBridgeEarlyMedia: a callee that answers 183 with SDP and sends audio before its 200 is
+// heard by the caller during that time (not the ringback), and the bridge then connects.
+func TestBridgeEarlyMedia(t *testing.T) {
+	uas := startUAS(t, 200, 3*time.Second)
+	uas.early = 1500 * time.Millisecond
+	h := startBridgeMCP(t, func(c *Config) { c.Transfer.Ringback = "none" })
+	app := startBridgeApp(t, `connecttimeout="5s"`)
+	t0 := time.Now()
+	c, heard := dialBridge(t, h, app, "sip:agent@"+uas.addr)
+	waitFor(t, "early media", 10*time.Second, func() bool { return heard.loud.Load() > 20 })
+	if first := heard.firstLoudAfter(t0); first > time.Second {
+		t.Errorf("first audio %v after the call began, want the early media from the start", first)
+	}
+	if o := app.outcome(t); o.status != vxml.TransferFarEndDisconnect {
+		t.Fatalf("outcome %+v, want far_end_disconnect once the callee hangs up", o)
+	}
+	hungUp(t, c)
+}
+
+// TestBridgeTransferAudio: the document's transferaudio is fetched and played to the caller
+// while the callee rings, in place of the ringback.
+func TestBridgeTransferAudio(t *testing.T) {
+	callee := startMCP(t, func(c *Config, _ *Deps) { c.Answer.Provisional, c.Answer.Delay = 180, 2*time.Second })
+	h := startBridgeMCP(t, func(c *Config) { c.Transfer.Ringback = "none" })
+	var fetched atomic.Int32
+	audio := httptestFile(t, fixture(t), &fetched)
+	app := startBridgeApp(t, `connecttimeout="5s" maxtime="3s" transferaudio="`+audio+`"`)
+	t0 := time.Now()
+	c, heard := dialBridge(t, h, app, callee.annc(t, ";repeat=forever"))
+	waitFor(t, "audio", 10*time.Second, func() bool { return heard.loud.Load() > 0 })
+	if first := heard.firstLoudAfter(t0); first > time.Second {
+		t.Errorf("first audio %v after the call began, want the transferaudio before the 2 s answer", first)
+	}
+	if fetched.Load() == 0 {
+		t.Error("the transferaudio was never fetched")
+	}
+	if o := app.outcome(t); o.status != vxml.TransferMaxTimeDisconnect {
+		t.Fatalf("outcome %+v, want maxtime_disconnect", o)
+	}
+	hungUp(t, c)
+}
+
+// httptestFile serves path over HTTP on loopback, counting the requests, and returns its URL.
+func httptestFile(t *testing.T, path string, hits *atomic.Int32) string {
+	t.Helper()
+	ln := listenLoopback(t)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "audio/wav")
+		http.ServeFile(w, r, path)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/connecting.wav"
 }
 
 // BenchmarkFramePipe measures one frame through a pipe (write then read).

@@ -95,6 +95,7 @@ type Call struct {
 	dmu     sync.Mutex
 	dq      []rune
 	discard bool
+	relay   *media.Session // while bridged: the callee's leg, which gets the caller's digits
 	dnotify chan struct{}
 	heard   []rune // every digit received, for tests and logs (bounded)
 
@@ -177,10 +178,16 @@ func (c *Call) onDigit(d rune, method string) {
 	if len(c.heard) < 256 {
 		c.heard = append(c.heard, d)
 	}
-	if !c.discard && len(c.dq) < maxQueuedDigits {
+	relay := c.relay
+	if relay == nil && !c.discard && len(c.dq) < maxQueuedDigits {
 		c.dq = append(c.dq, d)
 	}
 	c.dmu.Unlock()
+	if relay != nil {
+		if err := relay.SendDigits(string(d), 0); err != nil {
+			c.log.Debug().Err(err).Str("digit", string(d)).Msg("dtmf not relayed to the bridged callee")
+		}
+	}
 	select {
 	case c.dnotify <- struct{}{}:
 	default:

@@ -536,7 +536,7 @@ func TestOutboundDial(t *testing.T) {
 	h := startMCP(t, func(c *Config, _ *Deps) { c.RTP.PortMin, c.RTP.PortMax = 50000, 51998 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	o, err := h.m.Dial(ctx, callee.annc(t, ""), map[string]string{"X-Genesys-GVP-Session-ID": "OUT1"})
+	o, err := h.m.Dial(ctx, callee.annc(t, ""), DialOptions{Headers: map[string]string{"X-Genesys-GVP-Session-ID": "OUT1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +548,7 @@ func TestOutboundDial(t *testing.T) {
 	if n := o.Media().Stats().PacketsReceived; n < 90 {
 		t.Fatalf("outbound leg received %d packets", n)
 	}
-	_, err = h.m.Dial(ctx, callee.uri("nobody", ""), nil)
+	_, err = h.m.Dial(ctx, callee.uri("nobody", ""), DialOptions{})
 	var de *DialError
 	if !errors.As(err, &de) || de.Code != 404 {
 		t.Fatalf("dial unknown: %v", err)

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -99,12 +103,15 @@ func confServer(t *testing.T) string {
 		case "hang.vxml":
 			<-r.Context().Done()
 			return
+		case vxml.ConformanceEcho:
+			confEcho(w, r)
+			return
 		}
-		if name == "" || strings.Contains(name, "/") {
+		if name == "" || !fs.ValidPath(name) {
 			http.NotFound(w, r)
 			return
 		}
-		b, err := os.ReadFile(filepath.Join(confDir, name))
+		b, err := os.ReadFile(filepath.Join(confDir, filepath.FromSlash(name)))
 		if err != nil {
 			http.NotFound(w, r)
 			return
@@ -118,6 +125,48 @@ func confServer(t *testing.T) string {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String() + "/"
+}
+
+// confEcho answers the suite's echo resource from the HTTP request as the in-memory fetcher
+// does from the FetchRequest: the multipart parts (file parts as name:Content-Type) or the
+// url-encoded fields, in the order sent.
+func confEcho(w http.ResponseWriter, r *http.Request) {
+	var got []string
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case r.Method != http.MethodPost:
+		for _, kv := range strings.Split(r.URL.RawQuery, "&") {
+			if k, v, _ := strings.Cut(kv, "="); k != "expect" && k != "" {
+				name, _ := url.QueryUnescape(k)
+				val, _ := url.QueryUnescape(v)
+				got = append(got, name+"="+val)
+			}
+		}
+	case mt == vxml.EnctypeMultipart:
+		mr := multipart.NewReader(r.Body, params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			b, _ := io.ReadAll(p)
+			if p.FileName() != "" {
+				got = append(got, p.FormName()+":"+p.Header.Get("Content-Type"))
+			} else {
+				got = append(got, p.FormName()+"="+string(b))
+			}
+		}
+	default:
+		b, _ := io.ReadAll(r.Body)
+		for _, kv := range strings.Split(string(b), "&") {
+			k, v, _ := strings.Cut(kv, "=")
+			name, _ := url.QueryUnescape(k)
+			val, _ := url.QueryUnescape(v)
+			got = append(got, name+"="+val)
+		}
+	}
+	w.Header().Set("Content-Type", "application/voicexml+xml")
+	_, _ = w.Write(vxml.ConformanceEchoDocument(r.URL.Query().Get("expect"), vxml.ConformanceSubmission(r.Method, mt, got)))
 }
 
 // confRunner builds the VoiceXML runtime of the mcp (HTTP fetcher, TTS without an engine,
@@ -392,6 +441,13 @@ func TestConformanceOverCalls(t *testing.T) {
 	base := confServer(t)
 	app := &confApp{r: confRunner(t), sessions: map[string]*confSession{}}
 	h := startMCP(t, func(_ *Config, d *Deps) { d.VoiceXML = app })
+	// The caller speaks whenever a document records (the speech fixture, then silence), so
+	// the recording documents see real audio ended by final silence.
+	speech, err := wav.ReadFile(fixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := speech.To8kMono()
 	acfg := caller.DefaultAgentConfig()
 	acfg.User = "alice"
 	acfg.Logger = testLogger()
@@ -410,6 +466,7 @@ func TestConformanceOverCalls(t *testing.T) {
 		}
 		u := base + d.Name
 		s := newConfSession(d)
+		s.onRecord = func(c *caller.Call) { c.Media().Play(media.NewPCMSource(samples)) }
 		app.add(u, s)
 		target := h.uri("dialog", ";voicexml="+url.QueryEscape(u)+";gvp-tenant-id=80dd")
 		wg.Add(1)

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/opengvp/gvp/internal/fetch"
 )
 
 // Service types of the calls an mcp answers (the `type` label of gvp_mcp_sessions).
@@ -31,6 +34,20 @@ const (
 	maxAnncParamDuration = 24 * 60 * 60 * 1000
 )
 
+// Request-URI parameters (from the IVR profile's parameters, which rm appends to the
+// Request-URI) giving the HTTP Basic credentials of the application server.
+const (
+	// ParamAuthUser is the user name sent to the application server.
+	ParamAuthUser = "http-auth-user"
+	// ParamAuthPassword is its password. It is removed from Entry.Params (so the application
+	// does not see it in session.connection.protocol.sip.requesturi) and redacted in logs.
+	ParamAuthPassword = "http-auth-password"
+	// ParamAuthPrefix optionally scopes the credential to the URLs under an absolute http(s)
+	// URL prefix; by default it covers the origin (scheme, host and port) of the initial page
+	// or announcement URL.
+	ParamAuthPrefix = "http-auth-prefix"
+)
+
 // ErrUnknownService is returned by ParseEntry for a Request-URI that names no service of the
 // mcp: the INVITE is answered 404.
 var ErrUnknownService = errors.New("unknown service")
@@ -42,8 +59,8 @@ type Entry struct {
 	// URL is the VoiceXML initial page (voicexml=) or the announcement audio (play=), with
 	// percent-escapes decoded.
 	URL string
-	// Params are every Request-URI parameter, values decoded, in the order received
-	// (VoiceXML's session.connection.protocol.sip.requesturi).
+	// Params are every Request-URI parameter but http-auth-password, values decoded, in the
+	// order received (VoiceXML's session.connection.protocol.sip.requesturi).
 	Params []Param
 	// Repeat is how many times the announcement plays (repeat=, default 1); 0 means forever.
 	Repeat int
@@ -51,6 +68,9 @@ type Entry struct {
 	Delay time.Duration
 	// Duration bounds the whole announcement (duration=); 0 means no bound.
 	Duration time.Duration
+	// Credentials are the call's HTTP Basic credentials (http-auth-* parameters), applied
+	// to every fetch of the call under their prefix; nil when none were given.
+	Credentials []fetch.Credential
 }
 
 // Param is one Request-URI parameter.
@@ -74,6 +94,9 @@ func ParseEntry(u *sip.Uri) (Entry, error) {
 		for _, kv := range u.UriParams {
 			v, err := url.PathUnescape(kv.V)
 			if err != nil {
+				if strings.EqualFold(kv.K, ParamAuthPassword) {
+					return e, fmt.Errorf("parameter %s: bad escape", kv.K) // no part of the value
+				}
 				return e, fmt.Errorf("parameter %s: bad escape: %w", kv.K, err)
 			}
 			e.Params = append(e.Params, Param{Name: strings.ToLower(kv.K), Value: v})
@@ -117,7 +140,84 @@ func ParseEntry(u *sip.Uri) (Entry, error) {
 	if err := checkMediaURL(e.URL); err != nil {
 		return e, err
 	}
+	if err := e.parseCredentials(); err != nil {
+		return e, err
+	}
 	return e, nil
+}
+
+// parseCredentials reads the http-auth-* parameters into e.Credentials and removes the
+// password from e.Params. A user without password (or the reverse) is an error, as is a
+// credential that covers no http(s) URL.
+func (e *Entry) parseCredentials() error {
+	user, pass, prefix := e.param(ParamAuthUser), "", e.param(ParamAuthPrefix)
+	hasPass := false
+	params := e.Params[:0]
+	for _, p := range e.Params {
+		if p.Name == ParamAuthPassword {
+			if !hasPass {
+				pass, hasPass = p.Value, true
+			}
+			continue
+		}
+		params = append(params, p)
+	}
+	e.Params = params
+	switch {
+	case user == "" && !hasPass && prefix == "":
+		return nil
+	case user == "" || !hasPass:
+		return fmt.Errorf("%s and %s must be given together", ParamAuthUser, ParamAuthPassword)
+	}
+	if prefix == "" {
+		u, err := url.Parse(e.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("%s needs an http(s) URL or %s", ParamAuthUser, ParamAuthPrefix)
+		}
+		prefix = u.Scheme + "://" + u.Host + "/"
+	}
+	c := fetch.Credential{Prefix: prefix, Username: user, Password: pass}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", ParamAuthPrefix, err)
+	}
+	e.Credentials = []fetch.Credential{c}
+	return nil
+}
+
+// fetchContext returns ctx carrying the entry's credentials for every fetch made with it
+// (documents, scripts, grammars, data, submits and audio of the call).
+func (e *Entry) fetchContext(ctx context.Context) context.Context {
+	fctx, err := fetch.WithCredentials(ctx, e.Credentials)
+	if err != nil {
+		return ctx // not reached: ParseEntry validated them
+	}
+	return fctx
+}
+
+// redactedURI is u as text with the value of http-auth-password replaced, for logs.
+func redactedURI(u *sip.Uri) string {
+	if u == nil {
+		return ""
+	}
+	if !hasParamFold(u.UriParams, ParamAuthPassword) {
+		return u.String()
+	}
+	c := u.Clone()
+	for i, kv := range c.UriParams {
+		if strings.EqualFold(kv.K, ParamAuthPassword) {
+			c.UriParams[i].V = "redacted"
+		}
+	}
+	return c.String()
+}
+
+func hasParamFold(ps sip.HeaderParams, name string) bool {
+	for _, kv := range ps {
+		if strings.EqualFold(kv.K, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // param returns the value of the first parameter called name ("" when absent).

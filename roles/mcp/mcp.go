@@ -90,7 +90,13 @@ type TransferConfig struct {
 	// route, the Request-URI staying the destination): rm, which routes mcp-originated calls
 	// to its upstream SIP Server. Empty (the default) sends the INVITE to the destination.
 	Proxy string `mapstructure:"proxy"`
+	// Ringback is the tone the caller hears while the callee rings (180) and sends no early
+	// media, unless the document gives a transferaudio: us, eu, uk (media.Ringbacks) or none.
+	Ringback string `mapstructure:"ringback"`
 }
+
+// DefaultRingback is mcp.transfer.ringback's default.
+const DefaultRingback = "us"
 
 // VoiceXMLConfig configures fetching and speech for VoiceXML applications and announcements.
 type VoiceXMLConfig struct {
@@ -158,6 +164,7 @@ func DefaultConfig() Config {
 		SessionTimer: SessionTimerConfig{Expires: DefaultSessionExpires, MinSE: DefaultMinSE},
 		RTPTimeout:   DefaultRTPTimeout,
 		FetchTimeout: DefaultFetchTimeout,
+		Transfer:     TransferConfig{Ringback: DefaultRingback},
 		VoiceXML: VoiceXMLConfig{FetchCacheBytes: fetch.DefaultCacheBytes, TTSEngine: tts.DefaultConfig().Engine,
 			TTSLang: tts.DefaultConfig().Lang, Allow: []string{}, Deny: append([]string(nil), fetch.DefaultDeny...)},
 	}
@@ -221,6 +228,11 @@ func (c Config) Validate(prefix string) error {
 	if c.FetchTimeout < 100*time.Millisecond {
 		return config.Errorf(prefix+".fetch_timeout", "must be at least 100ms")
 	}
+	if r := c.Transfer.Ringback; r != "none" {
+		if _, ok := media.LookupRingback(r); !ok {
+			return config.Errorf(prefix+".transfer.ringback", "%q: want one of %s, or none", r, media.RingbackNames())
+		}
+	}
 	if p := c.Transfer.Proxy; p != "" {
 		if err := config.CheckHostPort(prefix+".transfer.proxy", p); err != nil {
 			return err
@@ -261,8 +273,10 @@ type MCP struct {
 	engine  *media.Engine
 	negCfg  sdpneg.Config
 	mediaIP netip.Addr
-	audio   AudioLoader
-	vxml    Application
+	// ringback is played to a bridge transfer's caller while the callee rings; nil for none.
+	ringback *media.Tone
+	audio    AudioLoader
+	vxml     Application
 	// vxmlMetrics are the VoiceXML application metrics (nil with Deps.VoiceXML).
 	vxmlMetrics *vxmlMetrics
 
@@ -297,6 +311,9 @@ func New(cfg Config, deps Deps) (*MCP, error) {
 		cfg.Name, _ = os.Hostname()
 	}
 	m := &MCP{cfg: cfg, deps: deps, log: deps.Log, calls: map[string]*Call{}, negCfg: sdpneg.DefaultConfig()}
+	if t, ok := media.LookupRingback(cfg.Transfer.Ringback); ok {
+		m.ringback = &t
+	}
 	if m.deps.Publisher == nil {
 		m.deps.Publisher = billing.LogPublisher{Log: deps.Log}
 	}

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,12 +37,22 @@ type DialError struct {
 
 func (e *DialError) Error() string { return fmt.Sprintf("dial: %d %s", e.Code, e.Reason) }
 
+// DialOptions adds to Dial.
+type DialOptions struct {
+	// Headers are added to the INVITE (e.g. X-Genesys-GVP-Session-ID to tie the call to the
+	// inbound call).
+	Headers map[string]string
+	// OnProgress, when set, is called on Dial's goroutine for each provisional response above
+	// 100. early is the call's media session when the response carried an SDP answer (early
+	// media: the session is started on it and receives the callee's audio), else nil.
+	OnProgress func(code int, early *media.Session)
+}
+
 // Dial places an outbound call to target from this mcp's SIP address, with a media session
-// of its own, and returns once it is answered and acknowledged. headers are added to the
-// INVITE (e.g. X-Genesys-GVP-Session-ID to tie it to the inbound call). A non-2xx answer is a
+// of its own, and returns once it is answered and acknowledged. A non-2xx answer is a
 // *DialError; when ctx ends first the INVITE is cancelled. Outbound calls do not count
 // against mcp.max_sessions: they belong to an inbound call.
-func (m *MCP) Dial(ctx context.Context, target string, headers map[string]string) (*OutboundCall, error) {
+func (m *MCP) Dial(ctx context.Context, target string, opts DialOptions) (*OutboundCall, error) {
 	var uri sip.Uri
 	if err := sip.ParseUri(target, &uri); err != nil {
 		return nil, fmt.Errorf("dial %q: %w", target, err)
@@ -73,7 +84,7 @@ func (m *MCP) Dial(ctx context.Context, target string, headers map[string]string
 	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "mcp", Host: m.host}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)
-	for k, v := range headers {
+	for k, v := range opts.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))
 	}
 	start := time.Now()
@@ -83,7 +94,31 @@ func (m *MCP) Dial(ctx context.Context, target string, headers map[string]string
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	o := &OutboundCall{m: m, dlg: dlg, sess: sess, done: make(chan struct{})}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+	var early []byte // the SDP answer the session was started on before the 200
+	onResponse := func(res *sip.Response) error {
+		if !res.IsProvisional() || res.StatusCode == 100 {
+			return nil
+		}
+		var es *media.Session
+		if body := res.Body(); len(body) > 0 && early == nil {
+			med, err := neg.ParseAnswer(body)
+			if err == nil {
+				err = sess.Start(med)
+			}
+			if err == nil {
+				early, es = body, sess
+			} else {
+				m.log.Debug().Err(err).Int("status", res.StatusCode).Msg("dial: early media answer not usable")
+			}
+		} else if early != nil {
+			es = sess
+		}
+		if opts.OnProgress != nil {
+			opts.OnProgress(res.StatusCode, es)
+		}
+		return nil
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: onResponse}); err != nil {
 		sess.Close()
 		var de *sipgo.ErrDialogResponse
 		if errors.As(err, &de) {
@@ -92,9 +127,12 @@ func (m *MCP) Dial(ctx context.Context, target string, headers map[string]string
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	o.SetupTime = time.Since(start)
-	med, err := neg.ParseAnswer(dlg.InviteResponse.Body())
-	if err == nil {
-		err = sess.Start(med)
+	if body := dlg.InviteResponse.Body(); early == nil || (len(body) > 0 && !bytes.Equal(body, early)) {
+		// No early media, or a 200 whose answer differs from the early one: it wins.
+		var med sdpneg.Media
+		if med, err = neg.ParseAnswer(body); err == nil {
+			err = sess.Start(med)
+		}
 	}
 	if aerr := dlg.Ack(ctx); err == nil {
 		err = aerr

@@ -187,7 +187,7 @@ func (m *MCP) rejectInvite(req *sip.Request, tx sip.ServerTransaction, start tim
 	m.publish(cdr, m.log)
 	m.respond(req, tx, code, hdrs...)
 	m.log.Info().Str("call_id", callIDOf(req)).Str("gvp_session_id", sessionID).Int("status", code).
-		Str("detail", detail).Str("request_uri", req.Recipient.String()).Msg("invite rejected")
+		Str("detail", detail).Str("request_uri", redactedURI(&req.Recipient)).Msg("invite rejected")
 }
 
 func callIDOf(req *sip.Request) string {

@@ -130,10 +130,11 @@ func (a voiceXMLApp) account(c *Call, res *vxml.Result) {
 }
 
 // Run fetches the initial page with the session's identifiers in its query (as GVP does) and
-// runs the application until it ends; the execution trace goes to the call's debug log and
-// an uncaught error event becomes the call's end reason.
+// runs the application until it ends, every fetch carrying the call's http-auth-* credentials
+// (Entry.Credentials); the execution trace goes to the call's debug log and an uncaught error
+// event becomes the call's end reason.
 func (a voiceXMLApp) Run(ctx context.Context, c *Call) error {
-	res := a.r.Run(ctx, callPlatform{c}, sessionInfo(c), initialPage(c), c.log)
+	res := a.r.Run(c.entry.fetchContext(ctx), callPlatform{c}, sessionInfo(c), initialPage(c), c.log)
 	a.account(c, res)
 	if e := c.log.Debug(); e.Enabled() {
 		trace := make([]string, len(res.Trace))
@@ -268,8 +269,8 @@ func (p callPlatform) Refer(ctx context.Context, target string) error {
 	return hangupErr(p.c.Refer(ctx, target))
 }
 
-func (p callPlatform) Bridge(ctx context.Context, req *vxml.TransferRequest) (*vxml.TransferResult, error) {
-	res, err := p.c.Bridge(ctx, req)
+func (p callPlatform) Bridge(ctx context.Context, req *vxml.TransferRequest, connecting media.Source) (*vxml.TransferResult, error) {
+	res, err := p.c.Bridge(ctx, req, connecting)
 	return res, hangupErr(err)
 }
 

@@ -30,34 +30,6 @@ func TestReadSoxFixture(t *testing.T) {
 	}
 }
 
-// memFile is an in-memory io.WriteSeeker.
-type memFile struct {
-	b   []byte
-	pos int64
-}
-
-func (m *memFile) Write(p []byte) (int, error) {
-	end := m.pos + int64(len(p))
-	if end > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
-	}
-	copy(m.b[m.pos:], p)
-	m.pos = end
-	return len(p), nil
-}
-
-func (m *memFile) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-		m.pos = off
-	case io.SeekCurrent:
-		m.pos += off
-	case io.SeekEnd:
-		m.pos = int64(len(m.b)) + off
-	}
-	return m.pos, nil
-}
-
 func TestWriterRoundTrip(t *testing.T) {
 	src := make([]int16, 1001) // odd length exercises the pad byte
 	for i := range src {
@@ -75,7 +47,7 @@ func TestWriterRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.format.String(), func(t *testing.T) {
-			var f memFile
+			var f Buffer
 			w, err := NewWriter(&f, tc.enc)
 			if err != nil {
 				t.Fatal(err)
@@ -92,13 +64,13 @@ func TestWriterRoundTrip(t *testing.T) {
 			if err := w.WriteSamples(src); !errors.Is(err, ErrClosed) {
 				t.Fatalf("write after close: %v", err)
 			}
-			if len(f.b)%2 != 0 {
-				t.Fatalf("file length %d is odd", len(f.b))
+			if len(f.Bytes())%2 != 0 {
+				t.Fatalf("file length %d is odd", len(f.Bytes()))
 			}
-			if riff := binary.LittleEndian.Uint32(f.b[4:]); int(riff) != len(f.b)-8 {
-				t.Fatalf("RIFF size %d, file %d", riff, len(f.b))
+			if riff := binary.LittleEndian.Uint32(f.Bytes()[4:]); int(riff) != len(f.Bytes())-8 {
+				t.Fatalf("RIFF size %d, file %d", riff, len(f.Bytes()))
 			}
-			a, err := Parse(f.b)
+			a, err := Parse(f.Bytes())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -317,4 +289,31 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = a.To8kMono()
 	})
+}
+
+func TestBuffer(t *testing.T) {
+	var b Buffer
+	if _, err := b.Write([]byte("abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Seek(-2, io.SeekEnd); err != nil || n != 4 {
+		t.Fatalf("seek end: %d %v", n, err)
+	}
+	b.Write([]byte("XYZ")) // overwrites the tail and grows
+	if n, err := b.Seek(1, io.SeekStart); err != nil || n != 1 {
+		t.Fatalf("seek start: %d %v", n, err)
+	}
+	if n, err := b.Seek(1, io.SeekCurrent); err != nil || n != 2 {
+		t.Fatalf("seek current: %d %v", n, err)
+	}
+	b.Write([]byte("-"))
+	if got := string(b.Bytes()); got != "ab-dXYZ" {
+		t.Fatalf("content %q", got)
+	}
+	if _, err := b.Seek(-10, io.SeekCurrent); err == nil {
+		t.Fatal("negative offset accepted")
+	}
+	if _, err := b.Seek(0, 7); err == nil {
+		t.Fatal("bad whence accepted")
+	}
 }

@@ -162,7 +162,13 @@ func (p *abnfParser) parse() error {
 				return err
 			}
 			p.g.TagFormat = strings.Trim(v, "<>")
-		case "language", "base", "lexicon", "meta", "http-equiv":
+		case "base":
+			v, err := p.until()
+			if err != nil {
+				return err
+			}
+			p.g.Base = strings.Trim(v, "<>")
+		case "language", "lexicon", "meta", "http-equiv":
 			if _, err := p.until(); err != nil {
 				return err
 			}
@@ -180,7 +186,7 @@ func (p *abnfParser) ruleName() (string, error) {
 	}
 	p.pos++
 	if p.pos < len(p.src) && p.src[p.pos] == '<' {
-		return "", p.errf("external rule references are not supported")
+		return "", p.errf("a rule definition needs a local rule name")
 	}
 	start := p.pos
 	for p.pos < len(p.src) {
@@ -312,7 +318,9 @@ func (p *abnfParser) unit() (Expansion, error) {
 func (p *abnfParser) primary() (Expansion, error) {
 	switch c := p.peek(); c {
 	case '$':
-		save := p.pos
+		if p.pos+1 < len(p.src) && p.src[p.pos+1] == '<' {
+			return p.externalRef()
+		}
 		name, err := p.ruleName()
 		if err != nil {
 			return nil, err
@@ -325,7 +333,6 @@ func (p *abnfParser) primary() (Expansion, error) {
 		case "GARBAGE":
 			return &RuleRef{Special: SpecialGarbage}, nil
 		}
-		_ = save
 		return &RuleRef{Name: name}, nil
 	case '(':
 		p.pos++
@@ -382,6 +389,48 @@ func (p *abnfParser) primary() (Expansion, error) {
 		}
 		return tokensExp(toks), nil
 	}
+}
+
+// externalRef parses $<uri> or $<uri#rule>, with an optional ~<media-type>
+// (SRGS 1.0 section 2.2.2); "$<#rule>" is a local reference.
+func (p *abnfParser) externalRef() (Expansion, error) {
+	p.pos += 2 // "$<"
+	uri, err := p.angled()
+	if err != nil {
+		return nil, err
+	}
+	typ := ""
+	if p.pos+1 < len(p.src) && p.src[p.pos] == '~' && p.src[p.pos+1] == '<' {
+		p.pos += 2
+		if typ, err = p.angled(); err != nil {
+			return nil, err
+		}
+	}
+	if strings.HasPrefix(uri, "#") {
+		if len(uri) < 2 {
+			return nil, p.errf("rule reference %q names no rule", uri)
+		}
+		return &RuleRef{Name: uri[1:]}, nil
+	}
+	if uri == "" {
+		return nil, p.errf("empty rule reference $<>")
+	}
+	ref, err := p.g.externalRef(uri, typ)
+	if err != nil {
+		return nil, p.errf("%v", err)
+	}
+	return ref, nil
+}
+
+// angled returns the text up to the next '>' and consumes it.
+func (p *abnfParser) angled() (string, error) {
+	i := strings.IndexByte(p.src[p.pos:], '>')
+	if i < 0 {
+		return "", p.errf("unterminated <...>")
+	}
+	s := strings.TrimSpace(p.src[p.pos : p.pos+i])
+	p.pos += i + 1
+	return s, nil
 }
 
 func (p *abnfParser) langSuffix() {

@@ -6,14 +6,23 @@
 //
 // Supported: rules (public/private), one-of (with weights, ignored for DTMF),
 // item repeat "n", "n-m", "n-" and the ABNF <n>, <n-m>, <n-> forms, ruleref
-// to local rules, the special rules NULL, VOID and GARBAGE, token and tag
-// elements, tag-format semantics/1.0 (script) and semantics/1.0-literals.
-// External rule references are rejected at parse time.
+// to local rules and to rules of other grammar documents (SRGS 1.0 section
+// 2.2.2: <ruleref uri="other.grxml#rule"/>, ABNF $<other.gram#rule>, and the
+// root rule of another grammar without a fragment), the special rules NULL,
+// VOID and GARBAGE, token and tag elements, tag-format semantics/1.0 (script)
+// and semantics/1.0-literals.
+//
+// External references are listed by the parser in Grammar.Externals; the
+// package does no fetching. The caller fetches and parses each referenced
+// document and calls Grammar.Link, which returns a grammar whose matcher
+// follows the references (cycles between documents are allowed: recursion is
+// bounded while matching, as for local rules).
 package srgs
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -49,6 +58,29 @@ type Grammar struct {
 	Rules     map[string]*Rule
 	// Literal is true when tags are string literals (semantics/1.0-literals).
 	Literal bool
+	// Base is the grammar's own base URI (xml:base, ABNF "base"), as
+	// written; external references resolve against it, then against the
+	// grammar's URI.
+	Base string
+	// Externals lists the grammar documents named by external rule
+	// references, one entry per distinct URI, in order of first use.
+	Externals []ExternalRef
+	// imports resolves external references of a linked grammar: for each
+	// grammar reachable from it, the grammars of its Externals by index.
+	imports map[*Grammar][]*Grammar
+}
+
+// ExternalRef is a grammar document named by external rule references
+// (SRGS 1.0 section 2.2.2).
+type ExternalRef struct {
+	// URI is the reference as written, without its fragment.
+	URI string
+	// Type is the media type given with the reference (the ruleref type
+	// attribute, ABNF ~<type>), if any.
+	Type string
+	// Rules are the names of the rules referenced in that document; ""
+	// stands for its root rule.
+	Rules []string
 }
 
 // Rule is one rule definition.
@@ -85,10 +117,18 @@ const (
 	SpecialGarbage
 )
 
-// RuleRef references a local rule by name, or a special rule.
+// RuleRef references a local rule by name, a rule of another grammar
+// document, or a special rule.
 type RuleRef struct {
-	Name    string
+	// Name is the rule referenced; for an external reference without a
+	// fragment it is empty (the referenced grammar's root rule).
+	Name string
+	// URI is the external grammar's URI as written, without its fragment;
+	// empty for a local reference.
+	URI     string
 	Special int
+	// ext is the index of URI in the grammar's Externals.
+	ext int
 }
 
 // Tag carries semantic interpretation text.
@@ -133,7 +173,7 @@ func (g *Grammar) validate() error {
 		case *Repeat:
 			return check(x.Item)
 		case *RuleRef:
-			if x.Special == SpecialNone {
+			if x.Special == SpecialNone && x.URI == "" {
 				if _, ok := g.Rules[x.Name]; !ok {
 					return fmt.Errorf("%w: reference to undefined rule %q", ErrGrammar, x.Name)
 				}
@@ -147,6 +187,105 @@ func (g *Grammar) validate() error {
 		}
 	}
 	return nil
+}
+
+// externalRef returns the reference to uri (a URI with an optional #rule
+// fragment, not starting with '#'), recording it in g.Externals.
+func (g *Grammar) externalRef(uri, typ string) (*RuleRef, error) {
+	doc, frag, hasFrag := strings.Cut(strings.TrimSpace(uri), "#")
+	if hasFrag && frag == "" {
+		return nil, fmt.Errorf("%w: rule reference %q names no rule", ErrGrammar, uri)
+	}
+	idx := -1
+	for i := range g.Externals {
+		if g.Externals[i].URI == doc {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		g.Externals = append(g.Externals, ExternalRef{URI: doc})
+		idx = len(g.Externals) - 1
+	}
+	e := &g.Externals[idx]
+	if e.Type == "" {
+		e.Type = typ
+	}
+	if !slices.Contains(e.Rules, frag) {
+		e.Rules = append(e.Rules, frag)
+	}
+	return &RuleRef{Name: frag, URI: doc, ext: idx}, nil
+}
+
+// Link returns a copy of g whose external rule references resolve through
+// imports: imports[h][i] is the grammar named by h.Externals[i], for g and for
+// every grammar reachable from it (references may form cycles). It checks
+// that every referenced grammar is given and has the mode of the grammar
+// referencing it, and that it defines the rules referenced: a rule named by a
+// fragment must be public, a root rule referenced without a fragment may be
+// private (SRGS 1.0 section 3.4). A grammar without external references is
+// returned as is.
+func (g *Grammar) Link(imports map[*Grammar][]*Grammar) (*Grammar, error) {
+	if len(g.Externals) == 0 {
+		return g, nil
+	}
+	seen := map[*Grammar]bool{g: true}
+	todo := []*Grammar{g}
+	for len(todo) > 0 {
+		h := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		list := imports[h]
+		if len(list) != len(h.Externals) {
+			return nil, fmt.Errorf("%w: %d of %d external grammars resolved", ErrGrammar, len(list), len(h.Externals))
+		}
+		for i, ref := range h.Externals {
+			t := list[i]
+			if t == nil {
+				return nil, fmt.Errorf("%w: external grammar %q not resolved", ErrGrammar, ref.URI)
+			}
+			if t.Mode != h.Mode {
+				return nil, fmt.Errorf("%w: grammar %q has mode %s, referenced from a %s grammar", ErrGrammar, ref.URI, t.Mode, h.Mode)
+			}
+			for _, name := range ref.Rules {
+				if name == "" {
+					continue
+				}
+				r, ok := t.Rules[name]
+				if !ok {
+					return nil, fmt.Errorf("%w: rule %q is not defined in %q", ErrGrammar, name, ref.URI)
+				}
+				if !r.Public {
+					return nil, fmt.Errorf("%w: rule %q of %q is private", ErrGrammar, name, ref.URI)
+				}
+			}
+			if !seen[t] {
+				seen[t] = true
+				todo = append(todo, t)
+			}
+		}
+	}
+	cp := *g
+	cp.imports = make(map[*Grammar][]*Grammar, len(imports)+1)
+	for h, list := range imports {
+		cp.imports[h] = list
+	}
+	cp.imports[&cp] = imports[g]
+	return &cp, nil
+}
+
+// WithRoot returns a copy of g whose root is the public rule name: a grammar
+// referenced with a fragment (<grammar src="g.grxml#rule">).
+func (g *Grammar) WithRoot(name string) (*Grammar, error) {
+	r, ok := g.Rules[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: rule %q is not defined", ErrGrammar, name)
+	}
+	if !r.Public {
+		return nil, fmt.Errorf("%w: rule %q is private", ErrGrammar, name)
+	}
+	cp := *g
+	cp.Root = name
+	return &cp, nil
 }
 
 // parseRepeat parses an SRGS repeat attribute: "n", "n-m", "n-".

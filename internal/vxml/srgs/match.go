@@ -49,6 +49,8 @@ const (
 // pathNode is an immutable linked list (newest first) of parse events.
 type pathNode struct {
 	kind pathKind
+	// lit marks a tag of a semantics/1.0-literals grammar.
+	lit  bool
 	text string
 	prev *pathNode
 }
@@ -58,7 +60,7 @@ func (p *pathNode) push(k pathKind, text string) *pathNode {
 }
 
 type matcher struct {
-	g           *Grammar
+	imports     map[*Grammar][]*Grammar
 	in          []string
 	steps       int
 	budget      int
@@ -78,9 +80,9 @@ func (g *Grammar) MatchDTMF(keys string) Result {
 
 // Match matches a token sequence against the grammar's root rule.
 func (g *Grammar) Match(tokens []string) Result {
-	m := &matcher{g: g, in: tokens, budget: DefaultMatchBudget}
+	m := &matcher{imports: g.imports, in: tokens, budget: DefaultMatchBudget}
 	root := &RuleRef{Name: g.Root}
-	m.match(root, 0, nil, func(pos int, path *pathNode) bool {
+	m.match(root, g, 0, nil, func(pos int, path *pathNode) bool {
 		if pos == len(m.in) && m.complete == nil {
 			m.complete = path
 		}
@@ -97,9 +99,9 @@ func (g *Grammar) Match(tokens []string) Result {
 	return r
 }
 
-// match calls k for every way e can match starting at pos. A true return
-// from k (or from match) stops the search.
-func (m *matcher) match(e Expansion, pos int, path *pathNode, k func(int, *pathNode) bool) bool {
+// match calls k for every way e, an expansion of grammar g, can match
+// starting at pos. A true return from k (or from match) stops the search.
+func (m *matcher) match(e Expansion, g *Grammar, pos int, path *pathNode, k func(int, *pathNode) bool) bool {
 	m.steps++
 	if m.steps > m.budget {
 		return true
@@ -115,18 +117,18 @@ func (m *matcher) match(e Expansion, pos int, path *pathNode, k func(int, *pathN
 		}
 		return k(pos+1, path.push(pToken, x.Text))
 	case *Seq:
-		return m.seq(x.Items, pos, path, k)
+		return m.seq(x.Items, g, pos, path, k)
 	case *Alt:
 		for _, it := range x.Items {
-			if m.match(it, pos, path, k) {
+			if m.match(it, g, pos, path, k) {
 				return true
 			}
 		}
 		return false
 	case *Repeat:
-		return m.rep(x, 0, pos, path, k)
+		return m.rep(x, g, 0, pos, path, k)
 	case *Tag:
-		return k(pos, path.push(pTag, x.Text))
+		return k(pos, &pathNode{kind: pTag, lit: g.Literal, text: x.Text, prev: path})
 	case *RuleRef:
 		switch x.Special {
 		case SpecialNull:
@@ -145,11 +147,27 @@ func (m *matcher) match(e Expansion, pos int, path *pathNode, k func(int, *pathN
 		if m.depth >= MaxRuleDepth {
 			return false
 		}
-		r := m.g.Rules[x.Name]
+		target, name := g, x.Name
+		if x.URI != "" {
+			// External reference: resolved by Link; an unlinked grammar
+			// matches nothing through it.
+			imp := m.imports[g]
+			if x.ext >= len(imp) || imp[x.ext] == nil {
+				return false
+			}
+			target = imp[x.ext]
+			if name == "" {
+				name = target.Root
+			}
+		}
+		r := target.Rules[name]
+		if r == nil {
+			return false
+		}
 		m.depth++
-		stop := m.match(r.Exp, pos, path.push(pEnter, x.Name), func(p int, pp *pathNode) bool {
+		stop := m.match(r.Exp, target, pos, path.push(pEnter, name), func(p int, pp *pathNode) bool {
 			m.depth--
-			s := k(p, pp.push(pExit, x.Name))
+			s := k(p, pp.push(pExit, name))
 			m.depth++
 			return s
 		})
@@ -159,23 +177,23 @@ func (m *matcher) match(e Expansion, pos int, path *pathNode, k func(int, *pathN
 	return false
 }
 
-func (m *matcher) seq(items []Expansion, pos int, path *pathNode, k func(int, *pathNode) bool) bool {
+func (m *matcher) seq(items []Expansion, g *Grammar, pos int, path *pathNode, k func(int, *pathNode) bool) bool {
 	if len(items) == 0 {
 		return k(pos, path)
 	}
-	return m.match(items[0], pos, path, func(p int, pp *pathNode) bool {
-		return m.seq(items[1:], p, pp, k)
+	return m.match(items[0], g, pos, path, func(p int, pp *pathNode) bool {
+		return m.seq(items[1:], g, p, pp, k)
 	})
 }
 
 // rep matches greedily: more repetitions are tried before fewer.
-func (m *matcher) rep(r *Repeat, count, pos int, path *pathNode, k func(int, *pathNode) bool) bool {
+func (m *matcher) rep(r *Repeat, g *Grammar, count, pos int, path *pathNode, k func(int, *pathNode) bool) bool {
 	if r.Max < 0 || count < r.Max {
-		stop := m.match(r.Item, pos, path, func(p int, pp *pathNode) bool {
+		stop := m.match(r.Item, g, pos, path, func(p int, pp *pathNode) bool {
 			if p == pos && count >= r.Min {
 				return false // no progress: avoid looping on nullable items
 			}
-			return m.rep(r, count+1, p, pp, k)
+			return m.rep(r, g, count+1, p, pp, k)
 		})
 		if stop {
 			return true

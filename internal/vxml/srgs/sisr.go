@@ -51,7 +51,10 @@ type ruleFrame struct {
 // rules (with rules.latest()) and meta (meta.current().text) in scope;
 // literal tags set the rule's value to the tag text; a rule whose expansion
 // ran no tag takes the text of its tokens. The result is the root rule's
-// value.
+// value. A rule of another grammar document (an external reference) is
+// interpreted with that grammar's tag format and is named rules.<rule> in
+// the referencing rule (its root rule's name for a reference without a
+// fragment).
 func (g *Grammar) Interpret(rt *goja.Runtime, r Result) (v goja.Value, err error) {
 	if r.Status != Complete {
 		return nil, fmt.Errorf("interpret: input did not match")
@@ -90,7 +93,7 @@ func (g *Grammar) Interpret(rt *goja.Runtime, r Result) (v goja.Value, err error
 		case pTag:
 			f := stack[len(stack)-1]
 			f.tagged = true
-			if g.Literal {
+			if ev.lit {
 				f.out = rt.ToValue(strings.TrimSpace(ev.text))
 				continue
 			}

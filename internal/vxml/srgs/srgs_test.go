@@ -158,7 +158,10 @@ func TestParseErrors(t *testing.T) {
 		"mode dtmf; $r = 1",
 		"mode dtmf; $r = x;",
 		"mode dtmf; $r = 1 <5-2>;",
-		"mode dtmf; $r = $<http://x/y.grxml#a>;",
+		"mode dtmf; $r = $<http://x/y.grxml#>;",
+		"mode dtmf; $r = $<>;",
+		"mode dtmf; $r = $<http://x/y.grxml;",
+		"mode dtmf; $<http://x/y.grxml> = 1;",
 		"mode wat;",
 		"",
 		"mode dtmf; $r = (1 | ;",
@@ -170,7 +173,8 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 	badXML := []string{
-		`<grammar mode="dtmf"><rule id="a"><ruleref uri="http://x/g.grxml"/></rule></grammar>`,
+		`<grammar mode="dtmf"><rule id="a"><ruleref uri="http://x/g.grxml#"/></rule></grammar>`,
+		`<grammar mode="dtmf"><rule id="a"><ruleref/></rule></grammar>`,
 		`<grammar mode="dtmf"><rule id="a"><one-of><ruleref uri="#a"/></one-of></rule></grammar>`,
 		`<grammar mode="dtmf"><rule id="a">x</rule></grammar>`,
 		`<grammar mode="dtmf"><rule>1</rule></grammar>`,
@@ -183,6 +187,139 @@ func TestParseErrors(t *testing.T) {
 		if _, err := ParseXML([]byte(s), ""); !errors.Is(err, ErrGrammar) {
 			t.Errorf("%q: err = %v, want ErrGrammar", s, err)
 		}
+	}
+}
+
+// digitsXML is a grammar other grammars reference: a public rule, a private
+// one and a private root.
+const digitsXML = `<grammar xmlns="http://www.w3.org/2001/06/grammar" mode="dtmf" root="two" tag-format="semantics/1.0-literals">
+  <rule id="digit" scope="public"><one-of><item>1<tag>one</tag></item><item>2<tag>two</tag></item></one-of></rule>
+  <rule id="hidden">9</rule>
+  <rule id="two"><ruleref uri="#digit"/><ruleref uri="#digit"/></rule>
+</grammar>`
+
+func mustXML(t *testing.T, s string) *Grammar {
+	t.Helper()
+	g, err := ParseXML([]byte(s), ModeDTMF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func TestExternalRefs(t *testing.T) {
+	digits := mustXML(t, digitsXML)
+	top, err := ParseABNF(`#ABNF 1.0; mode dtmf; base <http://app/g/>; tag-format <semantics/1.0>;
+		public $pin = $<digits.grxml#digit> $<digits.grxml> * {out.d = rules.digit; out.t = rules.two;} | # $<#star>;
+		$star = "*";`, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top.Base != "http://app/g/" || len(top.Externals) != 1 {
+		t.Fatalf("base %q externals %+v", top.Base, top.Externals)
+	}
+	ref := top.Externals[0]
+	if ref.URI != "digits.grxml" || len(ref.Rules) != 2 || ref.Rules[0] != "digit" || ref.Rules[1] != "" {
+		t.Fatalf("external %+v", ref)
+	}
+	// Not linked: the external rule matches nothing.
+	if r := top.MatchDTMF("112*"); r.Status != NoMatch {
+		t.Fatalf("unlinked grammar: %v", r.Status)
+	}
+	linked, err := top.Link(map[*Grammar][]*Grammar{top: {digits}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if linked == top || len(top.imports) != 0 {
+		t.Fatal("Link changed the shared grammar")
+	}
+	for in, want := range map[string]Status{"1": Prefix, "112": Prefix, "121*": Complete, "19": NoMatch, "#*": Complete} {
+		if r := linked.MatchDTMF(in); r.Status != want {
+			t.Errorf("%q: %v, want %v", in, r.Status, want)
+		}
+	}
+	rt := goja.New()
+	v, err := linked.Interpret(rt, linked.MatchDTMF("212*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The referenced grammar's literal tags apply to its rules; the root rule
+	// of a reference without a fragment is named by its id.
+	o := v.ToObject(rt)
+	if d, two := o.Get("d").String(), o.Get("two"); d != "two" || two != nil {
+		t.Fatalf("d=%q two=%v", d, two)
+	}
+	// An untagged rule takes its tokens' text.
+	if tv := o.Get("t").String(); tv != "1 2" {
+		t.Fatalf("t=%q", tv)
+	}
+}
+
+func TestExternalRefErrors(t *testing.T) {
+	digits := mustXML(t, digitsXML)
+	voice, err := ParseABNF("mode voice; public $digit = one;", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		src  string
+		with *Grammar
+	}{
+		"private rule":   {`<grammar mode="dtmf"><rule id="r"><ruleref uri="d.grxml#hidden"/></rule></grammar>`, digits},
+		"undefined rule": {`<grammar mode="dtmf"><rule id="r"><ruleref uri="d.grxml#nope"/></rule></grammar>`, digits},
+		"other mode":     {`<grammar mode="dtmf"><rule id="r"><ruleref uri="v.gram#digit"/></rule></grammar>`, voice},
+		"unresolved":     {`<grammar mode="dtmf"><rule id="r"><ruleref uri="d.grxml"/></rule></grammar>`, nil},
+	} {
+		g := mustXML(t, tc.src)
+		imports := map[*Grammar][]*Grammar{g: {tc.with}}
+		if _, err := g.Link(imports); !errors.Is(err, ErrGrammar) {
+			t.Errorf("%s: err = %v, want ErrGrammar", name, err)
+		}
+	}
+	// A private root is referenced through the document without a fragment.
+	g := mustXML(t, `<grammar mode="dtmf"><rule id="r"><ruleref uri="d.grxml" type="application/srgs+xml"/></rule></grammar>`)
+	if g.Externals[0].Type != "application/srgs+xml" {
+		t.Fatalf("type %q", g.Externals[0].Type)
+	}
+	l, err := g.Link(map[*Grammar][]*Grammar{g: {digits}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := l.MatchDTMF("21"); r.Status != Complete {
+		t.Fatalf("root of the referenced grammar: %v", r.Status)
+	}
+	if _, err := digits.WithRoot("hidden"); !errors.Is(err, ErrGrammar) {
+		t.Fatalf("WithRoot of a private rule: %v", err)
+	}
+	d, err := digits.WithRoot("digit")
+	if err != nil || d.Root != "digit" || digits.Root != "two" || d.MatchDTMF("1").Status != Complete {
+		t.Fatalf("WithRoot: %v %+v", err, d)
+	}
+}
+
+// TestExternalCycle: two documents that reference each other are linked once
+// each; right recursion through them matches, left recursion ends at the
+// matcher's depth bound.
+func TestExternalCycle(t *testing.T) {
+	a := mustXML(t, `<grammar mode="dtmf" root="a"><rule id="a" scope="public">1 <item repeat="0-1"><ruleref uri="b.grxml#b"/></item></rule></grammar>`)
+	b := mustXML(t, `<grammar mode="dtmf" root="b"><rule id="b" scope="public">2 <ruleref uri="a.grxml#a"/></rule></grammar>`)
+	imports := map[*Grammar][]*Grammar{a: {b}, b: {a}}
+	l, err := a.Link(imports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string]Status{"1": Complete, "121": Complete, "12121": Complete, "12": Prefix, "11": NoMatch} {
+		if r := l.MatchDTMF(in); r.Status != want {
+			t.Errorf("%q: %v, want %v", in, r.Status, want)
+		}
+	}
+	left := mustXML(t, `<grammar mode="dtmf" root="x"><rule id="x" scope="public"><ruleref uri="self.grxml#x"/> 1</rule></grammar>`)
+	l, err = left.Link(map[*Grammar][]*Grammar{left: {left}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := l.MatchDTMF("111"); r.Status == Complete {
+		t.Fatal("left recursion matched")
 	}
 }
 
@@ -202,15 +339,30 @@ func TestLeftRecursionTerminates(t *testing.T) {
 	}
 }
 
+// selfLinked links every external reference of g to g itself (a cycle), or returns g when
+// that does not link.
+func selfLinked(g *Grammar) *Grammar {
+	list := make([]*Grammar, len(g.Externals))
+	for i := range list {
+		list[i] = g
+	}
+	if l, err := g.Link(map[*Grammar][]*Grammar{g: list}); err == nil {
+		return l
+	}
+	return g
+}
+
 func FuzzParseABNF(f *testing.F) {
 	f.Add(yesNoABNF)
 	f.Add("mode dtmf; $r = ($d) <3>; $d = 0|1|2|3|4|5|6|7|8|9;")
 	f.Add("$a = [x] {out=1} | $GARBAGE y <1->;")
+	f.Add("mode dtmf; public $r = 1 [$<self.gram#r>] | $<other.gram>~<application/srgs> 2;")
 	f.Fuzz(func(t *testing.T, src string) {
 		g, err := ParseABNF(src, ModeDTMF)
 		if err != nil {
 			return
 		}
+		g = selfLinked(g)
 		for _, in := range []string{"", "1", "12#", "*9"} {
 			_ = g.MatchDTMF(in)
 		}
@@ -220,12 +372,13 @@ func FuzzParseABNF(f *testing.F) {
 func FuzzParseXML(f *testing.F) {
 	f.Add([]byte(pinXML))
 	f.Add([]byte(`<grammar mode="dtmf" root="a"><rule id="a"><item repeat="1-">1<tag>out=1</tag></item></rule></grammar>`))
+	f.Add([]byte(`<grammar mode="dtmf" root="a"><rule id="a" scope="public">1<ruleref uri="x.grxml#a"/></rule></grammar>`))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		g, err := ParseXML(src, ModeDTMF)
 		if err != nil {
 			return
 		}
-		_ = g.MatchDTMF("123#")
+		_ = selfLinked(g).MatchDTMF("123#")
 	})
 }
 

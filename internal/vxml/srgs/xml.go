@@ -39,6 +39,7 @@ func FromNode(n *xmltree.Node, defaultMode Mode) (*Grammar, error) {
 	}
 	g.Root = n.AttrOr("root", "")
 	g.TagFormat = n.AttrOr("tag-format", "")
+	g.Base = xmlBase(n)
 	var first string
 	for _, c := range n.Elements() {
 		switch c.Name {
@@ -140,11 +141,21 @@ func (g *Grammar) xmlElement(c *xmltree.Node) (Expansion, error) {
 			}
 			return nil, fmt.Errorf("%w: line %d: special %q", ErrGrammar, c.Line, sp)
 		}
-		uri := c.AttrOr("uri", "")
-		if !strings.HasPrefix(uri, "#") || len(uri) < 2 {
-			return nil, fmt.Errorf("%w: line %d: only local rule references (#rule) are supported, got %q", ErrGrammar, c.Line, uri)
+		uri := strings.TrimSpace(c.AttrOr("uri", ""))
+		switch {
+		case uri == "":
+			return nil, fmt.Errorf("%w: line %d: <ruleref> without uri or special", ErrGrammar, c.Line)
+		case strings.HasPrefix(uri, "#"):
+			if len(uri) < 2 {
+				return nil, fmt.Errorf("%w: line %d: rule reference %q names no rule", ErrGrammar, c.Line, uri)
+			}
+			return &RuleRef{Name: uri[1:]}, nil
 		}
-		return &RuleRef{Name: uri[1:]}, nil
+		ref, err := g.externalRef(uri, c.AttrOr("type", ""))
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", c.Line, err)
+		}
+		return ref, nil
 	case "token":
 		toks, err := splitTokens(c.InnerText(), g.Mode)
 		if err != nil {
@@ -160,4 +171,14 @@ func (g *Grammar) xmlElement(c *xmltree.Node) (Expansion, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("%w: line %d: unexpected <%s>", ErrGrammar, c.Line, c.Name)
+}
+
+// xmlBase returns the xml:base attribute of n, if any.
+func xmlBase(n *xmltree.Node) string {
+	for _, a := range n.Attrs {
+		if a.Name.Local == "base" && (a.Name.Space == "http://www.w3.org/XML/1998/namespace" || a.Name.Space == "xml") {
+			return a.Value
+		}
+	}
+	return ""
 }

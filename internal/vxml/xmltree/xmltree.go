@@ -71,6 +71,20 @@ func (n *Node) Attr(name string) (string, bool) {
 	return "", false
 }
 
+// XMLNamespace is the namespace of the xml: prefix (xml:base, xml:lang).
+const XMLNamespace = "http://www.w3.org/XML/1998/namespace"
+
+// XMLAttr returns the value of the attribute xml:<name> (xml:base, xml:lang) and whether
+// it is present.
+func (n *Node) XMLAttr(name string) (string, bool) {
+	for _, a := range n.Attrs {
+		if a.Name.Local == name && (a.Name.Space == XMLNamespace || a.Name.Space == "xml") {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
 // AttrOr returns the attribute value or def when absent.
 func (n *Node) AttrOr(name, def string) string {
 	if v, ok := n.Attr(name); ok {
