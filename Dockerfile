@@ -1,6 +1,6 @@
 # One image for every role: the entrypoint is gvp, the argument is the role.
 #   docker build -t gvp .
-#   docker run --network host gvp mcp --config /etc/gvp/mcp.yaml
+#   docker run --network host --cap-add SYS_NICE gvp mcp --config /etc/gvp/mcp.yaml
 #   docker run --network host gvp local
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

@@ -35,7 +35,7 @@ func benchSession(b *testing.B, e *Engine, remote netip.AddrPort) *Session {
 	return s
 }
 
-func sinkSocket(b *testing.B) (*net.UDPConn, netip.AddrPort) {
+func sinkSocket(b testing.TB) (*net.UDPConn, netip.AddrPort) {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)

@@ -48,6 +48,11 @@ type Config struct {
 	// call's send time varies only with that burst. 1 sends for all of a
 	// worker's calls in one burst per tick.
 	PhaseSlots int
+	// WorkerNice, when not 0, is the nice value of the scheduler workers' threads (Linux; -20
+	// to 19, lower runs first). A media server gives them -10 so that a busy host delays a
+	// send phase less; values below the process's own need CAP_SYS_NICE, and a refusal is
+	// logged once, the workers then running at the process's priority.
+	WorkerNice int
 	// Logger receives engine-level logs (default zerolog.Nop()).
 	Logger zerolog.Logger
 	// Registerer, when not nil, gets the engine's Prometheus collectors.
@@ -74,6 +79,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		return fmt.Errorf("media: workers %d < 1", c.Workers)
+	}
+	if c.WorkerNice < -20 || c.WorkerNice > 19 {
+		return fmt.Errorf("media: worker nice %d not in -20 to 19", c.WorkerNice)
 	}
 	if c.PhaseSlots < 1 || c.PhaseSlots > maxPhaseSlots {
 		return fmt.Errorf("media: phase slots %d not in 1-%d", c.PhaseSlots, maxPhaseSlots)
@@ -110,7 +118,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: register metrics: %w", err)
 	}
-	return &Engine{cfg: cfg, ports: ports, sched: newScheduler(cfg.Workers, cfg.PhaseSlots, m), metrics: m, log: cfg.Logger}, nil
+	return &Engine{cfg: cfg, ports: ports, sched: newScheduler(cfg.Workers, cfg.PhaseSlots, m, cfg.WorkerNice, cfg.Logger), metrics: m, log: cfg.Logger}, nil
 }
 
 // Ports returns the engine's port allocator.

@@ -30,6 +30,10 @@ type Metrics struct {
 	// either approaching 20 ms means the host is overloaded.
 	TickLateness prometheus.Histogram
 	TickDuration prometheus.Histogram
+	// SendIntervalError is, for each send phase and tick, how far the time since the phase's
+	// previous burst was from 20 ms: the send interval error of the phase's sessions (to
+	// within their place in the burst).
+	SendIntervalError prometheus.Histogram
 
 	digitsRFC4733 prometheus.Counter
 	digitsInband  prometheus.Counter
@@ -54,7 +58,7 @@ func newMetrics(reg prometheus.Registerer, ports *PortAllocator) (*Metrics, erro
 			Namespace: "gvp", Subsystem: "mcp_rtp", Name: "port_pairs_in_use", Help: "RTP/RTCP port pairs allocated or held off.",
 		}, func() float64 { s := ports.Stats(); return float64(s.InUse + s.HeldOff) }),
 	}
-	buckets := []float64{.0001, .00025, .0005, .001, .002, .005, .01, .02, .05}
+	buckets := []float64{.0001, .00025, .0005, .001, .0015, .002, .003, .005, .01, .02, .05}
 	m.TickLateness = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "gvp", Subsystem: "mcp_rtp", Name: "scheduler_lateness_seconds",
 		Help: "Delay between a scheduler send phase's deadline and the worker waking up.", Buckets: buckets,
@@ -63,11 +67,16 @@ func newMetrics(reg prometheus.Registerer, ports *PortAllocator) (*Metrics, erro
 		Namespace: "gvp", Subsystem: "mcp_rtp", Name: "scheduler_tick_seconds",
 		Help: "Time a scheduler worker spends serving the sessions of one send phase.", Buckets: buckets,
 	})
+	m.SendIntervalError = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "gvp", Subsystem: "mcp_rtp", Name: "send_interval_error_seconds",
+		Help: "Distance from 20 ms of the interval between two bursts of a send phase (per phase and tick).", Buckets: buckets,
+	})
 	m.digitsRFC4733 = m.Digits.WithLabelValues(MethodRFC4733)
 	m.digitsInband = m.Digits.WithLabelValues(MethodInband)
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.PacketsSent, m.BytesSent, m.PacketsReceived, m.BytesReceived,
-			m.PacketsLost, m.PacketsLate, m.Digits, m.Sessions, m.PortPairsInUse, m.TickLateness, m.TickDuration} {
+			m.PacketsLost, m.PacketsLate, m.Digits, m.Sessions, m.PortPairsInUse, m.TickLateness, m.TickDuration,
+			m.SendIntervalError} {
 			if err := reg.Register(col); err != nil {
 				return nil, err // a second engine needs its own registry
 			}

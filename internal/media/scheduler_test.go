@@ -1,11 +1,14 @@
 package media
 
 import (
+	"math"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/opengvp/gvp/internal/media/sdpneg"
 )
@@ -216,5 +219,48 @@ func TestConfigPhaseSlots(t *testing.T) {
 		if err := c.Validate(); (err == nil) != tc.ok {
 			t.Errorf("PhaseSlots %d: Validate() = %v, want ok=%v", tc.slots, err, tc.ok)
 		}
+	}
+}
+
+// TestSendIntervalErrorMetric: the send interval error histogram gets one observation per
+// burst of a phase after its first, each the distance from 20 ms of the time between the
+// phase's bursts, which is the session's own send interval error to within its place in the
+// burst.
+func TestSendIntervalErrorMetric(t *testing.T) {
+	e := testEngine(t, func(c *Config) { c.Workers, c.PhaseSlots = 1, 4 })
+	_, addr := sinkSocket(t)
+	s := newTestSession(t, e, DefaultSessionConfig())
+	var mu sync.Mutex
+	var sends []time.Time
+	s.onSend = func(time.Time, int64) {
+		mu.Lock()
+		sends = append(sends, time.Now())
+		mu.Unlock()
+	}
+	if err := s.Start(sdpneg.Media{Remote: addr, RemoteRTCP: addr, Codec: sdpneg.PCMU, Direction: sdpneg.SendOnly}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var m dto.Metric
+	if err := e.metrics.SendIntervalError.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var measured float64
+	for i := 1; i < len(sends); i++ {
+		measured += (sends[i].Sub(sends[i-1]) - TickInterval).Abs().Seconds()
+	}
+	count, sum := int(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
+	if len(sends) < 20 || count < len(sends)-2 || count > len(sends) {
+		t.Fatalf("%d observations for %d packets sent, want one per interval", count, len(sends))
+	}
+	// The two measures differ only by where the send fell within its burst: microseconds
+	// per packet for a burst of one.
+	if diff := math.Abs(sum - measured); diff > float64(count)*200e-6 {
+		t.Fatalf("metric sum %.6f s, measured send interval error %.6f s over %d intervals", sum, measured, count)
 	}
 }

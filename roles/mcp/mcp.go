@@ -133,7 +133,14 @@ type RTPConfig struct {
 	Address string `mapstructure:"address"`
 	PortMin int    `mapstructure:"port_min"`
 	PortMax int    `mapstructure:"port_max"`
+	// WorkerNice is the nice value of the media scheduler's threads (Linux): -10 by default, so
+	// that RTP keeps its 20 ms pace on a busy host; it needs CAP_SYS_NICE, without which the
+	// threads keep the process's priority (logged once). 0 leaves them alone.
+	WorkerNice int `mapstructure:"worker_nice"`
 }
+
+// DefaultWorkerNice is mcp.rtp.worker_nice's default.
+const DefaultWorkerNice = -10
 
 // AnswerConfig shapes the answer to an INVITE.
 type AnswerConfig struct {
@@ -158,7 +165,7 @@ func DefaultConfig() Config {
 	return Config{
 		SIP:          SIPConfig{Listen: DefaultSIPListen, Transports: []string{"udp", "tcp"}},
 		Admin:        admin.Config{Listen: DefaultAdminListen},
-		RTP:          RTPConfig{PortMin: DefaultRTPPortMin, PortMax: DefaultRTPPortMax},
+		RTP:          RTPConfig{PortMin: DefaultRTPPortMin, PortMax: DefaultRTPPortMax, WorkerNice: DefaultWorkerNice},
 		MaxSessions:  DefaultMaxSessions,
 		RetryAfter:   DefaultRetryAfter,
 		SessionTimer: SessionTimerConfig{Expires: DefaultSessionExpires, MinSE: DefaultMinSE},
@@ -188,6 +195,9 @@ func (c Config) Validate(prefix string) error {
 	}
 	if c.RTP.PortMax <= c.RTP.PortMin+1 || c.RTP.PortMax > 65535 {
 		return config.Errorf(prefix+".rtp.port_max", "%d must be above rtp.port_min+1 and at most 65535", c.RTP.PortMax)
+	}
+	if c.RTP.WorkerNice < -20 || c.RTP.WorkerNice > 19 {
+		return config.Errorf(prefix+".rtp.worker_nice", "%d must be from -20 to 19", c.RTP.WorkerNice)
 	}
 	if c.MaxSessions < 1 {
 		return config.Errorf(prefix+".max_sessions", "must be at least 1")
@@ -413,6 +423,7 @@ func (m *MCP) Start(ctx context.Context) error {
 func (m *MCP) startMedia() error {
 	ecfg := media.DefaultConfig()
 	ecfg.PortMin, ecfg.PortMax = m.cfg.RTP.PortMin, m.cfg.RTP.PortMax
+	ecfg.WorkerNice = m.cfg.RTP.WorkerNice
 	ecfg.Logger = m.log.With().Str("component", "media").Logger()
 	if m.deps.Metrics != nil {
 		ecfg.Registerer = m.deps.Metrics

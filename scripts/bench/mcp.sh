@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # mcp.sh — capacity figures of one mcp on this host, driven by `gvp call`:
 #   1. concurrency: hold N announcement calls (repeat=forever) for HOLD, N stepping up through
-#      STEPS, and stop at the first N where a call fails or gets no audio. For each N: calls/s
-#      of the ramp, CPU of the gvp mcp process per call (from /proc/PID/stat), and the p99 of
-#      the media scheduler's tick lateness (gvp_mcp_rtp_scheduler_lateness_seconds, the bound on
-#      the send-interval error of every call);
+#      STEPS, and stop at the first N where a call fails or gets no audio. For each N, over the
+#      steady window when all N calls are up (from the end of the ramp plus 1 s to HOLD minus
+#      1 s): CPU of the gvp mcp process per call (from /proc/PID/stat), the percentiles of the
+#      send interval error (gvp_mcp_rtp_send_interval_error_seconds: how far from 20 ms each
+#      send phase's interval was) and of the scheduler's wake-up lateness
+#      (gvp_mcp_rtp_scheduler_lateness_seconds), as the bounds of their histogram buckets;
 #   2. rate: RATE_CALLS announcement calls (the 2 s fixture, played once, BYE from the mcp) at
 #      RATE calls/s; reports achieved calls/s, failures and setup percentiles.
-# Everything runs on 127.0.0.1. Environment: STEPS ("250 500 1000 1500"), HOLD (10s),
+# Everything runs on 127.0.0.1. Environment: STEPS ("250 500 1000 1500"), HOLD (20s; it must
+# exceed the ramp, N/RAMP_RATE, by 4 s),
 # RAMP_RATE (200), RATE (300), RATE_CALLS (3000), SIP_PORT (25070), ADMIN_PORT (28301),
 # CALLER_NICE (0): the load generator shares the two cores with the mcp; CALLER_NICE=10 runs it
 # at a lower priority so the figures describe the mcp rather than the contention.
@@ -19,7 +22,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib.sh"
 
 STEPS=${STEPS:-"250 500 1000 1500"}
-HOLD=${HOLD:-10s}
+HOLD=${HOLD:-20s}
 RAMP_RATE=${RAMP_RATE:-200}
 RATE=${RATE:-300}
 RATE_CALLS=${RATE_CALLS:-3000}
@@ -47,10 +50,10 @@ wait_for 10 "mcp" curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz"
 TCK=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$MCP_PID/stat"; }
-# lateness_buckets: "le count" lines of the scheduler lateness histogram.
-lateness_buckets() {
+# buckets METRIC: "le count" lines of a histogram of the mcp.
+buckets() {
   curl -sf "http://127.0.0.1:$ADMIN_PORT/metrics" |
-    awk -F'[{}" ]+' '/^gvp_mcp_rtp_scheduler_lateness_seconds_bucket/ {print $3, $NF}'
+    awk -F'[{}" ]+' -v m="$1_bucket" '$1 == m {print $3, $NF}'
 }
 # quantile Q of the difference of two bucket snapshots, as the upper bound of its bucket in ms
 # (">50" when it is beyond the last finite bucket).
@@ -63,26 +66,34 @@ quantile_ms() {
       for (i=1;i<=n;i++) if (le[i]!="+Inf") { if (le[i]+0>last) last=le[i]+0; if (d[i]>=q*total && le[i]+0<bv) bv=le[i]+0 }
       if (bv==1e18) printf ">%g\n", last*1000; else printf "%g\n", bv*1000 }'
 }
+pcts() { echo "$(quantile_ms 0.5 "$1" "$2")/$(quantile_ms 0.9 "$1" "$2")/$(quantile_ms 0.99 "$1" "$2")"; }
+SEND=gvp_mcp_rtp_send_interval_error_seconds
+LATE=gvp_mcp_rtp_scheduler_lateness_seconds
 
 echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 echo
-echo "== concurrency (announcement repeat=forever, held $HOLD, ramp $RAMP_RATE calls/s)"
-printf '%-8s %-8s %-11s %-9s %-15s %s\n' calls ok with_audio ramp_cps cpu_%_per_call "tick lateness p50/p90/p99 ms (bucket bounds)"
+echo "== concurrency (announcement repeat=forever, held $HOLD, ramp $RAMP_RATE calls/s, callers send silence: $CALLER_SILENCE)"
+printf '%-7s %-6s %-10s %-8s %-7s %-14s %-22s %s\n' calls ok with_audio ramp_cps window cpu_%_per_call "send err p50/p90/p99 ms" "wake lateness p50/p90/p99 ms"
 best=0
+hold_s=$(awk -v h="$HOLD" 'BEGIN{sub(/s$/,"",h); print h}')
 for n in $STEPS; do
-  lateness_buckets >"$WORK/b0"
-  t0=$(cpu_ticks)
-  out=$(nice -n "$CALLER_NICE" "$WORK/gvp" call "sip:annc@127.0.0.1:$SIP_PORT;play=$PROMPT;repeat=forever" --calls "$n" --concurrency "$n" \
-        --rate "$RAMP_RATE" --hangup-after "$HOLD" --rtp-ports 10000-19998 --send-silence="$CALLER_SILENCE" --json 2>/dev/null || true)
-  t1=$(cpu_ticks)
-  lateness_buckets >"$WORK/b1"
+  ramp=$(awk -v n="$n" -v r="$RAMP_RATE" 'BEGIN{printf "%d", n/r + 0.999}')
+  window=$(( hold_s - ramp - 2 ))
+  [ "$window" -ge 2 ] || die "HOLD $HOLD leaves no steady window after a ramp of ${ramp}s at $n calls"
+  nice -n "$CALLER_NICE" "$WORK/gvp" call "sip:annc@127.0.0.1:$SIP_PORT;play=$PROMPT;repeat=forever" --calls "$n" --concurrency "$n" \
+    --rate "$RAMP_RATE" --hangup-after "$HOLD" --rtp-ports 10000-19998 --send-silence="$CALLER_SILENCE" --json \
+    >"$WORK/out.json" 2>/dev/null &
+  caller=$!
+  sleep $(( ramp + 1 ))
+  buckets $SEND >"$WORK/s0"; buckets $LATE >"$WORK/l0"; t0=$(cpu_ticks)
+  sleep "$window"
+  buckets $SEND >"$WORK/s1"; buckets $LATE >"$WORK/l1"; t1=$(cpu_ticks)
+  wait "$caller" || true
+  out=$(cat "$WORK/out.json")
   ok=$(jq -r '.succeeded // 0' <<<"$out"); audio=$(jq -r '.with_audio // 0' <<<"$out"); cps=$(jq -r '.calls_per_second // 0' <<<"$out")
-  # CPU per call: the mcp's CPU time over the run divided by the call-seconds it carried
-  # (N calls x HOLD; the ramp and the teardown are charged to the calls too).
-  hold_s=$(awk -v h="$HOLD" 'BEGIN{sub(/s$/,"",h); print h}')
-  cpu=$(awk -v t="$((t1-t0))" -v tck="$TCK" -v n="$n" -v h="$hold_s" 'BEGIN{ printf "%.3f", 100*(t/tck)/(n*h) }')
-  lat="$(quantile_ms 0.5 "$WORK/b0" "$WORK/b1")/$(quantile_ms 0.9 "$WORK/b0" "$WORK/b1")/$(quantile_ms 0.99 "$WORK/b0" "$WORK/b1")"
-  printf '%-8s %-8s %-11s %-9.1f %-15s %s\n' "$n" "$ok" "$audio" "$cps" "$cpu" "$lat"
+  cpu=$(awk -v t="$((t1-t0))" -v tck="$TCK" -v n="$n" -v w="$window" 'BEGIN{ printf "%.3f", 100*(t/tck)/(n*w) }')
+  printf '%-7s %-6s %-10s %-8.1f %-7s %-14s %-22s %s\n' "$n" "$ok" "$audio" "$cps" "${window}s" "$cpu" \
+    "$(pcts "$WORK/s0" "$WORK/s1")" "$(pcts "$WORK/l0" "$WORK/l1")"
   if [ "$audio" != "$n" ]; then
     echo "  (stopping: $((n-audio)) calls failed or got no audio)"; jq -c '.failures_by_code, .first_errors' <<<"$out" || true
     break
