@@ -142,6 +142,9 @@ type Link struct {
 	Next, Expr, Event, EventExpr, Message, MessageExpr string
 	DTMF                                               string
 	Grammars                                           []*Grammar
+	// Fetch holds the fetch attributes given (fetchaudio, fetchtimeout, maxage, maxstale,
+	// fetchhint); nil when none.
+	Fetch map[string]string
 }
 
 // Choice is a menu <choice>.
@@ -150,6 +153,8 @@ type Choice struct {
 	Content                                                  []PNode
 	// Grammars are the choice's own <grammar> elements (DTMF ones are used).
 	Grammars []*Grammar
+	// Fetch holds the fetch attributes given, as for Link.
+	Fetch map[string]string
 }
 
 // Option is a field <option>.

@@ -64,6 +64,12 @@ const slowFetch = 300 * time.Millisecond
 // resources answering after slowFetch, and fetchaudio clips lasting clip.
 func runHold(t *testing.T, clip time.Duration, props, body string, docs map[string]string) (*Result, *holdPlatform, time.Duration) {
 	t.Helper()
+	return runHoldKeys(t, "", clip, props, body, docs)
+}
+
+// runHoldKeys is runHold with the caller pressing keys.
+func runHoldKeys(t *testing.T, keys string, clip time.Duration, props, body string, docs map[string]string) (*Result, *holdPlatform, time.Duration) {
+	t.Helper()
 	mf := NewMemoryFetcher()
 	all := map[string]string{
 		"main":      vxmlDoc(props + body),
@@ -85,7 +91,7 @@ func runHold(t *testing.T, clip time.Duration, props, body string, docs map[stri
 	for _, name := range []string{"slow", "slowsub", "slow.xml", "slow.js"} {
 		f.delay[testBase+name] = slowFetch
 	}
-	p := &holdPlatform{ScriptedPlatform: NewScriptedPlatform(""), clip: clip}
+	p := &holdPlatform{ScriptedPlatform: NewScriptedPlatform(keys), clip: clip}
 	in := testInterpreter(t, f)
 	began := time.Now()
 	res := in.Run(context.Background(), p, SessionInfo{}, testBase+"main")
@@ -126,6 +132,21 @@ func TestFetchAudioDuringSlowFetch(t *testing.T) {
 			}
 			if !traceHas(res, TracePrompt, "fetchaudio "+tc.url) {
 				t.Fatal("no fetchaudio trace entry")
+			}
+		})
+	}
+	// <link> and <choice> take the same fetch attributes; the caller presses 1 to follow them.
+	for _, tc := range []struct{ name, body string }{
+		{"link", `<link dtmf="1" next="slow" fetchaudio="hold.wav"/><form><field name="f"><grammar mode="dtmf" version="1.0" root="r" xmlns="http://www.w3.org/2001/06/grammar"><rule id="r">9</rule></grammar></field></form>`},
+		{"choice", `<menu><choice dtmf="1" next="slow" fetchaudio="hold.wav">slow</choice></menu>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, p, _ := runHoldKeys(t, "1", time.Minute, holdTiming, tc.body, nil)
+			if err := checkExpect(res, "pass"); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.holds) != 1 || p.holds[0].prompt.Parts[0].URL != testBase+"hold.wav" || !p.holds[0].canceled {
+				t.Fatalf("holds %+v, want the fetchaudio once, stopped by the fetch", p.holds)
 			}
 		})
 	}

@@ -335,10 +335,10 @@ func (c *execCtx) processMatch(f *formState, it *Item, g *activeGrammar, r srgs.
 	res := c.setLastResult(keys, interp)
 	switch {
 	case g.link != nil:
-		return c.follow(g.doc, g.link.Next, g.link.Expr, g.link.Event, g.link.EventExpr, g.link.Message, g.link.MessageExpr)
+		return c.follow(g.doc, g.link.Next, g.link.Expr, g.link.Event, g.link.EventExpr, g.link.Message, g.link.MessageExpr, g.link.Fetch)
 	case g.choice != nil:
 		ch := g.choice
-		return c.follow(g.doc, ch.Next, ch.Expr, ch.Event, ch.EventExpr, ch.Message, ch.MessageExpr)
+		return c.follow(g.doc, ch.Next, ch.Expr, ch.Event, ch.EventExpr, ch.Message, ch.MessageExpr, ch.Fetch)
 	case g.dialog != nil:
 		return c.enterScopedForm(g, interp, res)
 	case g.form:
@@ -416,7 +416,9 @@ func (c *execCtx) enterScopedForm(g *activeGrammar, interp goja.Value, res *goja
 }
 
 // follow implements a matched <link> or <choice> of document base.
-func (c *execCtx) follow(base *Document, next, expr, event, eventExpr, msg, msgExpr string) error {
+//
+// fetch holds the element's fetch attributes (fetchaudio, fetchtimeout, maxage, maxstale).
+func (c *execCtx) follow(base *Document, next, expr, event, eventExpr, msg, msgExpr string, fetch map[string]string) error {
 	if event != "" || eventExpr != "" {
 		name, err := c.attrOrExpr(event, eventExpr)
 		if err != nil {
@@ -453,7 +455,7 @@ func (c *execCtx) follow(base *Document, next, expr, event, eventExpr, msg, msgE
 		}
 		target = abs
 	}
-	return c.transitionTo(target, &FetchRequest{Method: "GET"}, nil)
+	return c.transitionTo(target, &FetchRequest{Method: "GET"}, fetch)
 }
 
 func (c *execCtx) record(f *formState, it *Item) error {

@@ -219,7 +219,7 @@ func (p *parser) catch(c *xmltree.Node) (*Catch, bool, error) {
 func (p *parser) link(c *xmltree.Node) (*Link, error) {
 	l := &Link{Next: c.AttrOr("next", ""), Expr: c.AttrOr("expr", ""), Event: c.AttrOr("event", ""),
 		EventExpr: c.AttrOr("eventexpr", ""), Message: c.AttrOr("message", ""), MessageExpr: c.AttrOr("messageexpr", ""),
-		DTMF: c.AttrOr("dtmf", "")}
+		DTMF: c.AttrOr("dtmf", ""), Fetch: fetchAttrs(c)}
 	if err := exactlyOne(c, "next", "expr", "event", "eventexpr"); err != nil {
 		return nil, err
 	}
@@ -384,7 +384,7 @@ func (p *parser) menu(n *xmltree.Node, d *Dialog) error {
 		case "choice":
 			ch := &Choice{DTMF: c.AttrOr("dtmf", ""), Next: c.AttrOr("next", ""), Expr: c.AttrOr("expr", ""),
 				Event: c.AttrOr("event", ""), EventExpr: c.AttrOr("eventexpr", ""), Message: c.AttrOr("message", ""),
-				MessageExpr: c.AttrOr("messageexpr", "")}
+				MessageExpr: c.AttrOr("messageexpr", ""), Fetch: fetchAttrs(c)}
 			if err := exactlyOne(c, "next", "expr", "event", "eventexpr"); err != nil {
 				return err
 			}
