@@ -90,10 +90,14 @@ func (p *abnfParser) word() string {
 }
 
 // until returns the text up to the next ';' (exclusive) and consumes it.
-func (p *abnfParser) until() (string, error) {
-	i := strings.IndexByte(p.src[p.pos:], ';')
+func (p *abnfParser) until() (string, error) { return p.upTo(';', "missing ';'") }
+
+// upTo returns the trimmed text up to the next c (exclusive) and consumes it with c; missing
+// is the error when there is no c.
+func (p *abnfParser) upTo(c byte, missing string) (string, error) {
+	i := strings.IndexByte(p.src[p.pos:], c)
 	if i < 0 {
-		return "", p.errf("missing ';'")
+		return "", p.errf("%s", missing)
 	}
 	s := strings.TrimSpace(p.src[p.pos : p.pos+i])
 	p.pos += i + 1
@@ -423,15 +427,7 @@ func (p *abnfParser) externalRef() (Expansion, error) {
 }
 
 // angled returns the text up to the next '>' and consumes it.
-func (p *abnfParser) angled() (string, error) {
-	i := strings.IndexByte(p.src[p.pos:], '>')
-	if i < 0 {
-		return "", p.errf("unterminated <...>")
-	}
-	s := strings.TrimSpace(p.src[p.pos : p.pos+i])
-	p.pos += i + 1
-	return s, nil
-}
+func (p *abnfParser) angled() (string, error) { return p.upTo('>', "unterminated <...>") }
 
 func (p *abnfParser) langSuffix() {
 	if p.pos < len(p.src) && p.src[p.pos] == '!' {
