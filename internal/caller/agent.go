@@ -474,10 +474,12 @@ func (a *Agent) Dial(ctx context.Context, target string, o DialOptions) (*Call, 
 	if o.AckDelay > 0 {
 		time.Sleep(o.AckDelay)
 	}
+	// Noted before the ACK leaves: a BYE the far end sends on receiving it can be handled
+	// (and timed) before Ack returns.
+	c.ackedAt = time.Now()
 	if aerr := dlg.Ack(ctx); aerr != nil && err == nil {
 		err = aerr
 	}
-	c.ackedAt = time.Now()
 	// Only now is the call established: a BYE that overtook the 200 waits for this (see
 	// established), so it cannot release the media while it is being started.
 	close(c.answered)
