@@ -64,6 +64,11 @@ type Subscriber struct {
 	conns []*stomp.Conn
 	ch    chan Delivery
 	wg    sync.WaitGroup
+	// done is closed by Close: the forwarders stop even when go-stomp never closes a
+	// subscription's channel (seen once in a test: a connection's loop gone, its
+	// subscription's reader still waiting), so that Close cannot hang.
+	done     chan struct{}
+	doneOnce sync.Once
 
 	mu     sync.Mutex
 	err    error
@@ -98,7 +103,7 @@ func Subscribe(ctx context.Context, cfg Config, destinations []string, opts Subs
 	// prefetch window of each subscription), so a reader that is busy
 	// acknowledging never blocks go-stomp's connection loop, which would
 	// block the acknowledgements themselves.
-	s := &Subscriber{ch: make(chan Delivery, opts.Prefetch*opts.PerDestination*len(destinations))}
+	s := &Subscriber{ch: make(chan Delivery, opts.Prefetch*opts.PerDestination*len(destinations)), done: make(chan struct{})}
 	var subs []*stomp.Subscription
 	for _, dest := range destinations {
 		for range opts.PerDestination {
@@ -132,12 +137,26 @@ func Subscribe(ctx context.Context, cfg Config, destinations []string, opts Subs
 // first failure ends every connection.
 func (s *Subscriber) forward(sub *stomp.Subscription) {
 	defer s.wg.Done()
-	for m := range sub.C {
+	for {
+		var m *stomp.Message
+		var ok bool
+		select {
+		case m, ok = <-sub.C:
+		case <-s.done:
+			return
+		}
+		if !ok {
+			break
+		}
 		if m.Err != nil {
 			s.fail(fmt.Errorf("subscription %s: %w", sub.Destination(), m.Err))
 			return
 		}
-		s.ch <- Delivery{Destination: sub.Destination(), ID: m.Header.Get(HeaderRecordID), Body: m.Body, msg: m}
+		select {
+		case s.ch <- Delivery{Destination: sub.Destination(), ID: m.Header.Get(HeaderRecordID), Body: m.Body, msg: m}:
+		case <-s.done:
+			return
+		}
 	}
 	s.fail(fmt.Errorf("subscription %s ended", sub.Destination()))
 }
@@ -190,6 +209,7 @@ func (s *Subscriber) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.closeAll()
+	s.doneOnce.Do(func() { close(s.done) })
 	for range s.ch {
 	}
 	return nil
