@@ -562,7 +562,7 @@ func (c *execCtx) transfer(f *formState, it *Item) error {
 		}
 		return &Event{Name: EventConnection, Message: err.Error()}
 	}
-	if typ == "blind" {
+	if typ == "blind" || typ == "consultation" && res != nil && res.Status == TransferConnected {
 		s.final = true
 		s.endReason = ReasonTransfer
 		return &Event{Name: EventTransferred}

@@ -185,6 +185,34 @@ func TestTransferOutcomes(t *testing.T) {
 	}
 }
 
+// TestConsultationTransfer: a consultation transfer that connects ends the session with
+// connection.disconnect.transfer (the final processing state runs its catch); one that fails
+// sets the item to the failure status, as a bridge does.
+func TestConsultationTransfer(t *testing.T) {
+	doc := vxmlDoc(`<catch event="connection.disconnect.transfer"><exit expr="'transferred'"/></catch>
+		<form><transfer name="t" dest="sip:agent@example.com" type="consultation">
+		<filled><exit expr="t"/></filled></transfer></form>`)
+	p := NewScriptedPlatform("")
+	p.TransferResult = &TransferResult{Status: TransferConnected}
+	res, _ := runDocs(t, p, map[string]string{"main": doc})
+	if res.Value != "transferred" || p.Transfers[0].Type != "consultation" {
+		t.Fatalf("connected: %+v %+v", res, p.Transfers)
+	}
+	// Without a handler the session ends as transferred.
+	p = NewScriptedPlatform("")
+	p.TransferResult = &TransferResult{Status: TransferConnected}
+	res, _ = runDocs(t, p, map[string]string{"main": strings.Replace(doc, "connection.disconnect.transfer", "never.thrown", 1)})
+	if res.Reason != ReasonTransfer {
+		t.Fatalf("connected without a handler: %+v", res)
+	}
+	p = NewScriptedPlatform("")
+	p.TransferResult = &TransferResult{Status: TransferNoAnswer}
+	res, _ = runDocs(t, p, map[string]string{"main": doc})
+	if res.Value != TransferNoAnswer || res.Reason == ReasonTransfer {
+		t.Fatalf("no answer: %+v", res)
+	}
+}
+
 func TestDisconnectEndsAsDisconnect(t *testing.T) {
 	p := NewScriptedPlatform("")
 	res, _ := runDocs(t, p, map[string]string{"main": vxmlDoc(`<var name="why" expr="'done'"/><form><block>bye<disconnect namelist="why"/></block></form>`)})

@@ -238,7 +238,9 @@ type RecordResult struct {
 // TransferRequest carries the <transfer> attributes.
 type TransferRequest struct {
 	Dest string
-	// Type is "blind", "bridge" or "consultation".
+	// Type is "blind", "bridge" or "consultation". A consultation transfer is placed like a
+	// bridge: a failure is reported to the document (busy, noanswer, ...), a success
+	// (TransferConnected) ends the session as a blind transfer does.
 	Type           string
 	ConnectTimeout time.Duration
 	MaxTime        time.Duration
@@ -259,6 +261,10 @@ const (
 	TransferNetworkDisconnect = "network_disconnect"
 	TransferMaxTimeDisconnect = "maxtime_disconnect"
 	TransferUnknown           = "unknown"
+	// TransferConnected is what a platform returns for a consultation transfer whose callee
+	// answered: the platform has taken the call over and the interpreter ends the session
+	// with connection.disconnect.transfer, as after a blind transfer (VoiceXML 2.1 2.3.7).
+	TransferConnected = "connected"
 )
 
 // TransferResult is the outcome of a transfer.

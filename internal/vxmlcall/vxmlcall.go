@@ -259,7 +259,8 @@ func wavEncoding(e vxml.RecordEncoding) wav.Encoding {
 }
 
 // Transfer performs blind transfers by REFER and bridge transfers through the call's Bridge.
-// Consultation transfers fail with error.unsupported.transfer.consultation.
+// Consultation transfers go through Bridge too: the call hands back TransferConnected once the
+// callee answered (it keeps the two parties connected after the session ends).
 func (p *platform) Transfer(ctx context.Context, req *vxml.TransferRequest) (*vxml.TransferResult, error) {
 	switch req.Type {
 	case "blind":
@@ -270,7 +271,7 @@ func (p *platform) Transfer(ctx context.Context, req *vxml.TransferRequest) (*vx
 			return nil, &vxml.Event{Name: "error.connection.baddestination", Message: err.Error()}
 		}
 		return &vxml.TransferResult{Status: vxml.TransferUnknown}, nil
-	case "bridge":
+	case "bridge", "consultation":
 		var connecting media.Source
 		if req.TransferAudio != "" {
 			if pcm, err := p.r.LoadAudio(ctx, req.TransferAudio); err != nil {

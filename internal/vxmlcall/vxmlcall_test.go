@@ -537,6 +537,19 @@ func TestTransferBridge(t *testing.T) {
 // TestTransferAudio: a bridge's transferaudio is fetched and handed to Bridge as the audio
 // the caller hears until the answer; one that cannot be fetched is ignored (VoiceXML 2.0
 // 2.3.7) and the transfer goes on with the platform's own (nil).
+// TestTransferConsultation: a consultation transfer is placed through Bridge, whose outcome
+// (connected, or a failure status) goes back to the interpreter unchanged.
+func TestTransferConsultation(t *testing.T) {
+	for _, status := range []string{vxml.TransferConnected, vxml.TransferBusy} {
+		call := &fakeCall{bridgeRes: &vxml.TransferResult{Status: status}}
+		req := vxml.TransferRequest{Type: "consultation", Dest: "sip:agent@127.0.0.1"}
+		res, err := newPlatform(t, call, nil).Transfer(context.Background(), &req)
+		if err != nil || res.Status != status || len(call.bridges) != 1 || call.bridges[0].Type != "consultation" {
+			t.Fatalf("res %+v err %v bridges %+v, want %s through one consultation Bridge", res, err, call.bridges, status)
+		}
+	}
+}
+
 func TestTransferAudio(t *testing.T) {
 	base := audioServer(t)
 	for _, tc := range []struct {
@@ -579,7 +592,7 @@ func TestTransfer(t *testing.T) {
 		{"refused REFER is a bad destination", vxml.TransferRequest{Type: "blind", Dest: "sip:agent@127.0.0.1"}, errors.New("refer failed at notify: status 486"),
 			true, "error.connection.baddestination", nil},
 		{"hangup during REFER", vxml.TransferRequest{Type: "blind", Dest: "sip:agent@127.0.0.1"}, vxml.ErrHangup, true, "", vxml.ErrHangup},
-		{"consultation is unsupported", vxml.TransferRequest{Type: "consultation", Dest: "sip:agent@127.0.0.1"}, nil, false, "error.unsupported.transfer.consultation", nil},
+		{"other types are unsupported", vxml.TransferRequest{Type: "supervised", Dest: "sip:agent@127.0.0.1"}, nil, false, "error.unsupported.transfer.supervised", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			call := &fakeCall{referErr: tc.referErr}

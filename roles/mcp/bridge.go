@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/opengvp/gvp/internal/billing"
 	"github.com/opengvp/gvp/internal/media"
 	"github.com/opengvp/gvp/internal/vxml"
 )
@@ -115,8 +116,38 @@ func (c *Call) Bridge(ctx context.Context, req *vxml.TransferRequest, connecting
 		abandon()
 		return nil, ctx.Err()
 	}
-	log.Info().Dur("setup_time", out.SetupTime).Msg("bridge transfer: connected")
+	log.Info().Dur("setup_time", out.SetupTime).Str("type", req.Type).Msg("bridge transfer: connected")
+	if req.Type == "consultation" {
+		c.handOver(out, req.MaxTime)
+		return &vxml.TransferResult{Status: vxml.TransferConnected}, nil
+	}
 	return c.bridgeCall(ctx, out, req.MaxTime)
+}
+
+// handOver keeps the caller and the answered callee of a consultation transfer connected
+// after the VoiceXML session has ended, until one of them hangs up or maxTime passes; then
+// the call ends (BYE to whoever is left, CDR reason transfer).
+func (c *Call) handOver(out *OutboundCall, maxTime time.Duration) {
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.handover = done
+	c.mu.Unlock()
+	go func() {
+		defer close(done)
+		res, err := c.bridgeCall(c.ctx, out, maxTime)
+		if err != nil {
+			return // the caller hung up: the call has ended and the callee got its BYE
+		}
+		c.end(billing.EndTransfer, "consultation transfer: "+res.Status, true)
+	}()
+}
+
+// HandedOver returns a channel closed once the connection of a consultation transfer has
+// ended, or nil when the call was not handed over.
+func (c *Call) HandedOver() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.handover
 }
 
 // preAnswer is what the caller of a bridge transfer hears before the callee answers.

@@ -21,6 +21,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/opengvp/gvp/internal/billing"
 	"github.com/opengvp/gvp/internal/caller"
 	"github.com/opengvp/gvp/internal/media"
 	"github.com/opengvp/gvp/internal/media/g711"
@@ -200,6 +201,10 @@ const bridgeDoc = `<?xml version="1.0"?>
   </catch>
   <catch event="error">
     <var name="status" expr="_event"/><var name="dur" expr="-1"/><var name="key" expr="'none'"/>
+    <submit next="/result" method="post" namelist="status dur key"/>
+  </catch>
+  <catch event="connection.disconnect.transfer">
+    <var name="status" expr="'transferred'"/><var name="dur" expr="-1"/><var name="key" expr="'none'"/>
     <submit next="/result" method="post" namelist="status dur key"/>
   </catch>
   <form>
@@ -667,6 +672,45 @@ func TestBridgeTransferAudio(t *testing.T) {
 	}
 	if o := app.outcome(t); o.status != vxml.TransferMaxTimeDisconnect {
 		t.Fatalf("outcome %+v, want maxtime_disconnect", o)
+	}
+	hungUp(t, c)
+}
+
+// TestConsultationTransfer: a consultation transfer that connects ends the document with
+// connection.disconnect.transfer while the caller stays connected to the callee (it hears the
+// callee's announcement after the document ended) until the callee hangs up; then the caller
+// gets a BYE and the call's record says transfer. A refused one reports busy to the document.
+func TestConsultationTransfer(t *testing.T) {
+	callee := startMCP(t, nil)
+	h := startBridgeMCP(t, nil)
+	app := startBridgeApp(t, `type="consultation" connecttimeout="5s"`)
+	c, heard := dialBridge(t, h, app, callee.annc(t, ""))
+	if o := app.outcome(t); o.status != "transferred" {
+		t.Fatalf("outcome %+v, want connection.disconnect.transfer", o)
+	}
+	// The fixture is about 1.4 s of speech: the caller hears it after the document ended.
+	waitFor(t, "the callee's announcement", 10*time.Second, func() bool { return heard.loud.Load() >= 25 })
+	hungUp(t, c)
+	waitFor(t, "calls to end", 10*time.Second, func() bool { return h.m.Active() == 0 && callee.m.Active() == 0 })
+	var reason billing.EndReason
+	for _, rec := range h.pub.Records() {
+		if cdr, ok := rec.(*billing.CDR); ok && cdr.State == billing.StateCompleted && cdr.SessionID == c.SessionID {
+			reason = cdr.EndReason
+		}
+	}
+	if reason != billing.EndTransfer {
+		t.Fatalf("caller's CDR end reason %q, want transfer", reason)
+	}
+	waitFor(t, "the hand-over goroutine to end", 10*time.Second, func() bool {
+		buf := make([]byte, 1<<20)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "mcp.(*Call).handOver")
+	})
+
+	uas := startUAS(t, 486, 0)
+	refused := startBridgeApp(t, `type="consultation" connecttimeout="5s"`)
+	c, _ = dialBridge(t, h, refused, "sip:agent@"+uas.addr)
+	if o := refused.outcome(t); o.status != vxml.TransferBusy {
+		t.Fatalf("refused consultation: outcome %+v, want busy", o)
 	}
 	hungUp(t, c)
 }

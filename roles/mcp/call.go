@@ -66,6 +66,7 @@ type Call struct {
 	sess *media.Session
 
 	mu              sync.Mutex
+	handover        chan struct{} // closed when a consultation transfer's connection ends
 	state           callState
 	neg             *sdpneg.Negotiator
 	remoteTarget    sip.Uri
