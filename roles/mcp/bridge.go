@@ -211,6 +211,13 @@ func (c *Call) bridgeCall(ctx context.Context, out *OutboundCall, maxTime time.D
 	// dialog: they go to the callee (RFC 4733) and are not buffered until the bridge ends.
 	c.setDigitRelay(out.Media())
 	defer c.setDigitRelay(nil)
+	// And the callee's keys go to the caller.
+	out.OnDigits(func(d rune) {
+		if err := c.sess.SendDigits(string(d), 0); err != nil {
+			c.log.Debug().Err(err).Str("digit", string(d)).Msg("dtmf not relayed to the caller")
+		}
+	})
+	defer out.OnDigits(nil)
 	c.sess.SetSink(up)
 	out.Media().SetSink(down)
 	toCallee := out.Media().Play(up)

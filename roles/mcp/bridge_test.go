@@ -282,11 +282,11 @@ func startBridgeMCP(t *testing.T, edit func(*Config)) *harness {
 func dialBridge(t *testing.T, h *harness, app *bridgeApp, dest string) (*caller.Call, *energySink) {
 	t.Helper()
 	target := h.uri("dialog", ";voicexml="+url.QueryEscape(app.url)+";target="+url.QueryEscape(dest))
-	c, err := dial(t, newAgent(t), target, caller.DialOptions{})
+	e := &energySink{}
+	c, err := dial(t, newAgent(t), target, caller.DialOptions{OnDigit: e.digit})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &energySink{}
 	c.Media().SetSink(e)
 	return c, e
 }
@@ -306,6 +306,20 @@ func hungUp(t *testing.T, c *caller.Call) {
 type energySink struct {
 	loud  atomic.Int64
 	first atomic.Int64 // unix ns of the first loud frame
+	mu    sync.Mutex
+	keys  string // DTMF the caller received
+}
+
+func (e *energySink) digit(d media.Digit) {
+	e.mu.Lock()
+	e.keys += string(d.Digit)
+	e.mu.Unlock()
+}
+
+func (e *energySink) digits() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.keys
 }
 
 func (e *energySink) WriteFrame(f []int16) {
@@ -356,11 +370,11 @@ func TestBridgeFarEndDisconnect(t *testing.T) {
 
 // TestBridgeMaxTime ends a bridge to an endless announcement at maxtime: the callee gets a
 // BYE and the caller goes on in the document, which does not see the key pressed while
-// bridged: that key went to the callee.
+// bridged: that key went to the callee, and a key from the callee reaches the caller.
 func TestBridgeMaxTime(t *testing.T) {
 	callee := startMCP(t, nil)
 	h := startBridgeMCP(t, nil)
-	app := startBridgeApp(t, `connecttimeout="5s" maxtime="1s"`)
+	app := startBridgeApp(t, `connecttimeout="5s" maxtime="2s"`)
 	c, heard := dialBridge(t, h, app, callee.annc(t, ";repeat=forever"))
 	// A key pressed while bridged is for the callee: the dialog does not get it afterwards.
 	waitFor(t, "audio through the bridge", 10*time.Second, func() bool { return heard.loud.Load() > 0 })
@@ -371,9 +385,14 @@ func TestBridgeMaxTime(t *testing.T) {
 		calls := callee.m.Calls()
 		return len(calls) == 1 && calls[0].DigitsHeard() == "5"
 	})
+	// And the callee's keys reach the caller.
+	if err := callee.m.Calls()[0].Media().SendDigits("7", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the callee's key relayed to the caller", 5*time.Second, func() bool { return heard.digits() == "7" })
 	o := app.outcome(t)
-	if o.status != vxml.TransferMaxTimeDisconnect || o.dur != 1 || o.key != "none" {
-		t.Fatalf("outcome %+v, want maxtime_disconnect after 1 s and no key", o)
+	if o.status != vxml.TransferMaxTimeDisconnect || o.dur != 2 || o.key != "none" {
+		t.Fatalf("outcome %+v, want maxtime_disconnect after 2 s and no key", o)
 	}
 	if heard.loud.Load() == 0 {
 		t.Fatal("caller heard nothing through the bridge")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -25,6 +26,8 @@ type OutboundCall struct {
 	sess *media.Session
 	once sync.Once
 	done chan struct{}
+	// digits receives the keys the callee sends (RFC 4733), when set (while bridged).
+	digits atomic.Pointer[func(rune)]
 	// SetupTime is from INVITE to 200.
 	SetupTime time.Duration
 }
@@ -57,10 +60,18 @@ func (m *MCP) Dial(ctx context.Context, target string, opts DialOptions) (*Outbo
 	if err := sip.ParseUri(target, &uri); err != nil {
 		return nil, fmt.Errorf("dial %q: %w", target, err)
 	}
-	sess, err := m.engine.NewSession(media.DefaultSessionConfig())
+	o := &OutboundCall{m: m, done: make(chan struct{})}
+	scfg := media.DefaultSessionConfig()
+	scfg.OnDigit = func(d media.Digit) {
+		if f := o.digits.Load(); f != nil {
+			(*f)(d.Digit)
+		}
+	}
+	sess, err := m.engine.NewSession(scfg)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
+	o.sess = sess
 	neg, err := sdpneg.New(m.negCfg, sdpneg.Local{Addr: m.mediaIP, Port: sess.Port()})
 	var offer []byte
 	if err == nil {
@@ -93,7 +104,7 @@ func (m *MCP) Dial(ctx context.Context, target string, opts DialOptions) (*Outbo
 		sess.Close()
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	o := &OutboundCall{m: m, dlg: dlg, sess: sess, done: make(chan struct{})}
+	o.dlg = dlg
 	var early []byte // the SDP answer the session was started on before the 200
 	onResponse := func(res *sip.Response) error {
 		if !res.IsProvisional() || res.StatusCode == 100 {
@@ -154,6 +165,16 @@ func (o *OutboundCall) release() {
 		o.dlg.Close()
 		close(o.done)
 	})
+}
+
+// OnDigits sends the keys the callee presses to f (nil: nowhere). f runs on a media goroutine
+// and must not block.
+func (o *OutboundCall) OnDigits(f func(rune)) {
+	if f == nil {
+		o.digits.Store(nil)
+		return
+	}
+	o.digits.Store(&f)
 }
 
 // Media returns the outbound leg's media session.
