@@ -97,20 +97,3 @@ func FuzzAppendJSON(f *testing.F) {
 		}
 	})
 }
-
-func BenchmarkEncodeCDR(b *testing.B) {
-	start := time.Now().UTC()
-	c := &CDR{ID: NewRecordID(), SessionID: NewRecordID() + ";gvp.rm.datanodes=node-id=1", Component: ComponentRM,
-		State: StateCompleted, TenantID: "80dd", TenantName: "t100", Profile: "app", ServiceType: "voicexml",
-		DNIS: "5551000", ANI: "sipp", LocalURI: "sip:5551000@127.0.0.1:5060", RemoteURI: "sip:sipp@127.0.0.1:5061",
-		CallID: "1-2@127.0.0.1", MCP: "uas1", Start: start, Answer: start, End: start.Add(time.Second),
-		Duration: time.Second, EndReason: EndCallerHangup}
-	b.ReportAllocs()
-	var buf []byte
-	for b.Loop() {
-		var err error
-		if buf, err = AppendEncoded(buf[:0], c); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
