@@ -52,6 +52,25 @@ func TestSpoolAppendBatch(t *testing.T) {
 	}
 }
 
+// TestSpoolAppendBatchStopsAtBadRecord: the records before one the format cannot hold are
+// written, that one and the rest are not, and n says where it stopped.
+func TestSpoolAppendBatchStopsAtBadRecord(t *testing.T) {
+	s := openTestSpool(t, t.TempDir(), nil)
+	defer s.Close()
+	recs := []SpoolRecord{
+		{Dest: CDRDestination, ID: "ok-1", Body: []byte("{}")},
+		{Dest: CDRDestination, ID: string(bytes.Repeat([]byte{'x'}, 256)), Body: []byte("{}")},
+		{Dest: CDRDestination, ID: "ok-2", Body: []byte("{}")},
+	}
+	n, last, err := s.AppendBatch(recs)
+	if err == nil || n != 1 || last != 1 {
+		t.Fatalf("AppendBatch = %d, %d, %v; want 1, 1 and an error", n, last, err)
+	}
+	if got := readAll(t, s.NewReader()); len(got) != 1 || got[0].ID != "ok-1" {
+		t.Fatalf("spooled %+v, want only ok-1", got)
+	}
+}
+
 // ackingTransport acknowledges everything.
 type ackingTransport struct{}
 

@@ -67,6 +67,8 @@ type Record interface {
 	Destination() string
 	// Validate reports whether the record is complete enough to be stored.
 	Validate() error
+	// AppendJSON appends the record's JSON encoding to dst.
+	AppendJSON(dst []byte) ([]byte, error)
 }
 
 // CDR is one call detail record as seen by one component (an rm or an mcp).
@@ -213,11 +215,6 @@ func (e *Event) Validate() error {
 // Encode validates rec and returns its JSON body.
 func Encode(rec Record) ([]byte, error) { return AppendEncoded(nil, rec) }
 
-// jsonAppender is a record that encodes itself without reflection.
-type jsonAppender interface {
-	AppendJSON(dst []byte) ([]byte, error)
-}
-
 // AppendEncoded validates rec and appends its JSON body to dst. On error dst is returned
 // unchanged.
 func AppendEncoded(dst []byte, rec Record) ([]byte, error) {
@@ -225,15 +222,7 @@ func AppendEncoded(dst []byte, rec Record) ([]byte, error) {
 		return dst, fmt.Errorf("validate record %q: %w", rec.RecordID(), err)
 	}
 	n := len(dst)
-	var b []byte
-	var err error
-	if a, ok := rec.(jsonAppender); ok {
-		b, err = a.AppendJSON(dst)
-	} else {
-		var body []byte
-		body, err = json.Marshal(rec)
-		b = append(dst, body...)
-	}
+	b, err := rec.AppendJSON(dst)
 	if err != nil {
 		return dst, fmt.Errorf("encode record %q: %w", rec.RecordID(), err)
 	}

@@ -480,14 +480,6 @@ type SpoolRecord struct {
 // written. When it fails, recs[n:] are not in the spool (the first of them is the one that
 // failed) and recs[:n] are, as if appended one by one.
 func (s *Spool) AppendBatch(recs []SpoolRecord) (n int, last uint64, err error) {
-	for _, r := range recs {
-		if len(r.Dest) > 255 || len(r.ID) > 255 {
-			return 0, 0, errors.New("billing spool: destination and record id are limited to 255 bytes")
-		}
-		if len(r.Body) > MaxRecordSize {
-			return 0, 0, ErrTooLarge
-		}
-	}
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -514,6 +506,12 @@ func (s *Spool) AppendBatch(recs []SpoolRecord) (n int, last uint64, err error) 
 		return nil
 	}
 	for _, r := range recs {
+		if err := checkSpoolRecord(r); err != nil {
+			if ferr := flush(); ferr != nil {
+				return n, s.nextSeq - 1, ferr
+			}
+			return n, s.nextSeq - 1, err
+		}
 		size := int64(entryHeaderSize + payloadFixedSize + len(r.Dest) + len(r.ID) + len(r.Body))
 		if s.diskBytes+int64(len(buf))+size > s.cfg.MaxBytes {
 			if err := flush(); err != nil {
@@ -541,6 +539,17 @@ func (s *Spool) AppendBatch(recs []SpoolRecord) (n int, last uint64, err error) 
 		return n, s.nextSeq - 1, err
 	}
 	return n, s.nextSeq - 1, nil
+}
+
+// checkSpoolRecord reports a record the entry format cannot hold.
+func checkSpoolRecord(r SpoolRecord) error {
+	if len(r.Dest) > 255 || len(r.ID) > 255 {
+		return errors.New("billing spool: destination and record id are limited to 255 bytes")
+	}
+	if len(r.Body) > MaxRecordSize {
+		return ErrTooLarge
+	}
+	return nil
 }
 
 // maxWriteBuffer is the largest write buffer a spool keeps between appends, in bytes.
