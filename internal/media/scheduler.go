@@ -1,11 +1,12 @@
 package media
 
 import (
-	"github.com/rs/zerolog"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // TickInterval is the pacing interval of the shared scheduler: one 20 ms

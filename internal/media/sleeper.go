@@ -7,7 +7,7 @@ import "time"
 // a worker waiting on a time.Timer for a phase 0.5 ms away wakes up to a millisecond late,
 // which is the whole of a 20 ms tick's error budget. On Linux a timerfd, armed with the
 // kernel's nanosecond timer and read through the same poller, wakes the worker at the deadline
-// (newSleeper in sleeper_linux.go); elsewhere a time.Timer does (sleeper_other.go).
+// (newSleeper in thread_linux.go); elsewhere a time.Timer does (thread_other.go).
 type sleeper interface {
 	// sleep blocks for d, or less when interrupt is called meanwhile.
 	sleep(d time.Duration)

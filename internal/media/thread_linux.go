@@ -4,7 +4,6 @@ package media
 
 import (
 	"os"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,9 +13,8 @@ import (
 // returns when the kernel's high-resolution timer expires, with no rounding to milliseconds.
 type timerfdSleeper struct {
 	f   *os.File
-	fd  int
+	fd  int // f's descriptor (File.Fd would put it back in blocking mode)
 	buf [8]byte
-	mu  sync.Mutex // serialises arming between sleep and interrupt
 }
 
 // newSleeper returns a timerfd sleeper, or the portable one when the kernel refuses timerfds.
@@ -31,8 +29,6 @@ func newSleeper() sleeper {
 
 func (s *timerfdSleeper) arm(d time.Duration) error {
 	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return unix.TimerfdSettime(s.fd, 0, &spec, nil)
 }
 
