@@ -161,8 +161,12 @@ func (c *execCtx) activeGrammars(f *formState, it *Item) ([]*activeGrammar, erro
 	if err := addLinks(f.dlg.Links, c.doc); err != nil {
 		return nil, err
 	}
-	for _, d := range [...]*Document{c.doc, c.app} {
-		if d == nil || (d == c.app && c.app == c.doc) {
+	docs := []*Document{c.doc}
+	if c.app != c.doc {
+		docs = append(docs, c.app) // the root is its own current document after its links took us there
+	}
+	for _, d := range docs {
+		if d == nil {
 			continue
 		}
 		for _, sc := range d.scoped {
