@@ -39,7 +39,7 @@ func FromNode(n *xmltree.Node, defaultMode Mode) (*Grammar, error) {
 	}
 	g.Root = n.AttrOr("root", "")
 	g.TagFormat = n.AttrOr("tag-format", "")
-	g.Base = xmlBase(n)
+	g.Base, _ = n.XMLAttr("base")
 	var first string
 	for _, c := range n.Elements() {
 		switch c.Name {
@@ -171,14 +171,4 @@ func (g *Grammar) xmlElement(c *xmltree.Node) (Expansion, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("%w: line %d: unexpected <%s>", ErrGrammar, c.Line, c.Name)
-}
-
-// xmlBase returns the xml:base attribute of n, if any.
-func xmlBase(n *xmltree.Node) string {
-	for _, a := range n.Attrs {
-		if a.Name.Local == "base" && (a.Name.Space == "http://www.w3.org/XML/1998/namespace" || a.Name.Space == "xml") {
-			return a.Value
-		}
-	}
-	return ""
 }
