@@ -164,13 +164,6 @@ type Credential struct {
 // String redacts the password.
 func (c Credential) String() string { return c.Prefix + " " + c.Username + ":***" }
 
-// Validate reports whether c can be used: Prefix an absolute http(s) URL,
-// Username non-empty without ':'.
-func (c Credential) Validate() error {
-	_, err := compileCredentials([]Credential{c})
-	return err
-}
-
 type credential struct {
 	scheme, host, path string
 	header             string // "Basic ..." value

@@ -821,14 +821,34 @@ type credentialsKey struct{}
 // other calls (RFC 9111 section 3.5): such a response is served to no other
 // request unless it says Cache-Control public, s-maxage or must-revalidate.
 func WithCredentials(ctx context.Context, cs []Credential) (context.Context, error) {
+	cc, err := CompileCredentials(cs)
+	return cc.Context(ctx), err
+}
+
+// CallCredentials are a call's credentials checked and prepared once (CompileCredentials),
+// to be put on the context of each of its fetches.
+type CallCredentials struct{ c []credential }
+
+// CompileCredentials checks cs (the rules of Config.Credentials) and prepares them; nil for
+// none.
+func CompileCredentials(cs []Credential) (*CallCredentials, error) {
 	if len(cs) == 0 {
-		return ctx, nil
+		return nil, nil
 	}
 	c, err := compileCredentials(cs)
 	if err != nil {
-		return ctx, fmt.Errorf("fetch: %w", err)
+		return nil, fmt.Errorf("fetch: %w", err)
 	}
-	return context.WithValue(ctx, credentialsKey{}, c), nil
+	return &CallCredentials{c: c}, nil
+}
+
+// Context returns ctx whose fetches send the credentials, as WithCredentials does; ctx itself
+// when cc is nil.
+func (cc *CallCredentials) Context(ctx context.Context) context.Context {
+	if cc == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, credentialsKey{}, cc.c)
 }
 
 func credsFrom(ctx context.Context) []credential {

@@ -71,6 +71,8 @@ type Entry struct {
 	// Credentials are the call's HTTP Basic credentials (http-auth-* parameters), applied
 	// to every fetch of the call under their prefix; nil when none were given.
 	Credentials []fetch.Credential
+	// creds are Credentials prepared once for every fetch of the call.
+	creds *fetch.CallCredentials
 }
 
 // Param is one Request-URI parameter.
@@ -176,23 +178,18 @@ func (e *Entry) parseCredentials() error {
 		}
 		prefix = u.Scheme + "://" + u.Host + "/"
 	}
-	c := fetch.Credential{Prefix: prefix, Username: user, Password: pass}
-	if err := c.Validate(); err != nil {
+	cs := []fetch.Credential{{Prefix: prefix, Username: user, Password: pass}}
+	creds, err := fetch.CompileCredentials(cs)
+	if err != nil {
 		return fmt.Errorf("%s: %w", ParamAuthPrefix, err)
 	}
-	e.Credentials = []fetch.Credential{c}
+	e.Credentials, e.creds = cs, creds
 	return nil
 }
 
 // fetchContext returns ctx carrying the entry's credentials for every fetch made with it
 // (documents, scripts, grammars, data, submits and audio of the call).
-func (e *Entry) fetchContext(ctx context.Context) context.Context {
-	fctx, err := fetch.WithCredentials(ctx, e.Credentials)
-	if err != nil {
-		return ctx // not reached: ParseEntry validated them
-	}
-	return fctx
-}
+func (e *Entry) fetchContext(ctx context.Context) context.Context { return e.creds.Context(ctx) }
 
 // redactedURI is u as text with the value of http-auth-password replaced, for logs.
 func redactedURI(u *sip.Uri) string {
