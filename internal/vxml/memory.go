@@ -198,15 +198,8 @@ func encodeRecording(f RecordFormat, samples []int16) ([]byte, error) {
 		}
 		return out, nil
 	}
-	enc := wav.EncodingPCM16
-	switch f.Encoding {
-	case RecordMuLaw:
-		enc = wav.EncodingMuLaw
-	case RecordALaw:
-		enc = wav.EncodingALaw
-	}
 	var buf wav.Buffer
-	w, err := wav.NewWriter(&buf, enc)
+	w, err := wav.NewWriter(&buf, f.Encoding.WAV())
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/dop251/goja"
+
+	"github.com/opengvp/gvp/internal/media/wav"
 )
 
 // RecordEncoding is the sample encoding of a recording.
@@ -20,6 +22,17 @@ const (
 	// RecordALaw is 8-bit G.711 A-law.
 	RecordALaw
 )
+
+// WAV returns the WAV writer's encoding for e.
+func (e RecordEncoding) WAV() wav.Encoding {
+	switch e {
+	case RecordMuLaw:
+		return wav.EncodingMuLaw
+	case RecordALaw:
+		return wav.EncodingALaw
+	}
+	return wav.EncodingPCM16
+}
 
 func (e RecordEncoding) String() string {
 	switch e {

@@ -189,7 +189,7 @@ func (p *platform) Record(ctx context.Context, req *vxml.RecordRequest) (*vxml.R
 		}
 	}
 	buf := &wav.Buffer{}
-	w, err := wav.NewWriter(buf, wavEncoding(req.Format.Encoding))
+	w, err := wav.NewWriter(buf, req.Format.Encoding.WAV())
 	if err != nil {
 		return nil, err
 	}
@@ -236,26 +236,12 @@ func (p *platform) Record(ctx context.Context, req *vxml.RecordRequest) (*vxml.R
 	}
 	res.Audio = buf.Bytes()
 	if req.Format.Raw {
-		// Headerless G.711: the samples of the WAV file's data chunk.
-		a, err := wav.Parse(res.Audio)
-		if err != nil {
-			return nil, fmt.Errorf("read recording: %w", err)
-		}
-		res.Audio = res.Audio[a.Info.DataOffset : a.Info.DataOffset+a.Info.DataSize]
+		// Headerless G.711: the WAV file's data, one byte per sample.
+		off := w.DataOffset()
+		res.Audio = res.Audio[off : off+w.Samples()]
 	}
 	res.Duration = time.Duration(w.Samples()) * time.Second / 8000
 	return res, nil
-}
-
-// wavEncoding is the WAV writer's encoding for a recording encoding.
-func wavEncoding(e vxml.RecordEncoding) wav.Encoding {
-	switch e {
-	case vxml.RecordMuLaw:
-		return wav.EncodingMuLaw
-	case vxml.RecordALaw:
-		return wav.EncodingALaw
-	}
-	return wav.EncodingPCM16
 }
 
 // Transfer performs blind transfers by REFER and bridge transfers through the call's Bridge.

@@ -52,6 +52,9 @@ func NewWriter(w io.WriteSeeker, enc Encoding) (*Writer, error) {
 	return wr, nil
 }
 
+// DataOffset is the length of the header: the audio data starts there.
+func (wr *Writer) DataOffset() int64 { return wr.headLen }
+
 func (wr *Writer) header() []byte {
 	var (
 		tag      Format
