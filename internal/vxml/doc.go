@@ -137,8 +137,9 @@ type Catch struct {
 	Body   []Stmt
 }
 
-// Link is a <link> element.
-type Link struct {
+// Jump is what a <link> or a menu <choice> does when its grammar matches: go to a URI or
+// throw an event (VoiceXML 2.0 sections 2.2.2 and 2.5).
+type Jump struct {
 	Next, Expr, Event, EventExpr, Message, MessageExpr string
 	DTMF                                               string
 	Grammars                                           []*Grammar
@@ -147,14 +148,13 @@ type Link struct {
 	Fetch map[string]string
 }
 
+// Link is a <link>.
+type Link struct{ Jump }
+
 // Choice is a menu <choice>.
 type Choice struct {
-	DTMF, Next, Expr, Event, EventExpr, Message, MessageExpr string
-	Content                                                  []PNode
-	// Grammars are the choice's own <grammar> elements (DTMF ones are used).
-	Grammars []*Grammar
-	// Fetch holds the fetch attributes given, as for Link.
-	Fetch map[string]string
+	Jump
+	Content []PNode
 }
 
 // Option is a field <option>.

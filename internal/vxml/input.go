@@ -22,9 +22,9 @@ type activeGrammar struct {
 	dialog *Dialog
 	// doc holds the grammar's element: links, choices and dialogs of an
 	// application root resolve against it.
-	doc    *Document
-	link   *Link
-	choice *Choice
+	doc *Document
+	// jump is set for the grammar of a <link> or a <choice>.
+	jump *Jump
 }
 
 // grammarMatcher builds a matcher for a <grammar> element of owner; voice
@@ -97,14 +97,17 @@ func (c *execCtx) activeGrammars(f *formState, it *Item) ([]*activeGrammar, erro
 		}
 		return nil
 	}
+	addJump := func(j *Jump, doc *Document) error {
+		if j.DTMF != "" {
+			sm := &seqMatcher{}
+			sm.add(j.DTMF, j.DTMF)
+			out = append(out, &activeGrammar{m: sm, jump: j, doc: doc})
+		}
+		return add(j.Grammars, activeGrammar{jump: j, doc: doc})
+	}
 	addChoices := func(d *Dialog, doc *Document) error {
 		for _, ch := range d.Choices {
-			if ch.DTMF != "" {
-				sm := &seqMatcher{}
-				sm.add(ch.DTMF, ch.DTMF)
-				out = append(out, &activeGrammar{m: sm, choice: ch, doc: doc})
-			}
-			if err := add(ch.Grammars, activeGrammar{choice: ch, doc: doc}); err != nil {
+			if err := addJump(&ch.Jump, doc); err != nil {
 				return err
 			}
 		}
@@ -112,12 +115,7 @@ func (c *execCtx) activeGrammars(f *formState, it *Item) ([]*activeGrammar, erro
 	}
 	addLinks := func(ls []*Link, doc *Document) error {
 		for _, l := range ls {
-			if l.DTMF != "" {
-				sm := &seqMatcher{}
-				sm.add(l.DTMF, l.DTMF)
-				out = append(out, &activeGrammar{m: sm, link: l, doc: doc})
-			}
-			if err := add(l.Grammars, activeGrammar{link: l, doc: doc}); err != nil {
+			if err := addJump(&l.Jump, doc); err != nil {
 				return err
 			}
 		}
@@ -338,11 +336,8 @@ func (c *execCtx) processMatch(f *formState, it *Item, g *activeGrammar, r srgs.
 	s.trace(TraceInput, "%q matched", keys)
 	res := c.setLastResult(keys, interp)
 	switch {
-	case g.link != nil:
-		return c.follow(g.doc, g.link.Next, g.link.Expr, g.link.Event, g.link.EventExpr, g.link.Message, g.link.MessageExpr, g.link.Fetch)
-	case g.choice != nil:
-		ch := g.choice
-		return c.follow(g.doc, ch.Next, ch.Expr, ch.Event, ch.EventExpr, ch.Message, ch.MessageExpr, ch.Fetch)
+	case g.jump != nil:
+		return c.follow(g.doc, g.jump)
 	case g.dialog != nil:
 		return c.enterScopedForm(g, interp, res)
 	case g.form:
@@ -420,23 +415,21 @@ func (c *execCtx) enterScopedForm(g *activeGrammar, interp goja.Value, res *goja
 }
 
 // follow implements a matched <link> or <choice> of document base.
-//
-// fetch holds the element's fetch attributes (fetchaudio, fetchtimeout, maxage, maxstale).
-func (c *execCtx) follow(base *Document, next, expr, event, eventExpr, msg, msgExpr string, fetch map[string]string) error {
-	if event != "" || eventExpr != "" {
-		name, err := c.attrOrExpr(event, eventExpr)
+func (c *execCtx) follow(base *Document, j *Jump) error {
+	if j.Event != "" || j.EventExpr != "" {
+		name, err := c.attrOrExpr(j.Event, j.EventExpr)
 		if err != nil {
 			return err
 		}
-		m, err := c.attrOrExpr(msg, msgExpr)
+		m, err := c.attrOrExpr(j.Message, j.MessageExpr)
 		if err != nil {
 			return err
 		}
 		return &Event{Name: name, Message: m}
 	}
-	target := next
-	if expr != "" {
-		v, err := c.s.js.evalString(expr)
+	target := j.Next
+	if j.Expr != "" {
+		v, err := c.s.js.evalString(j.Expr)
 		if err != nil {
 			return err
 		}
@@ -459,7 +452,7 @@ func (c *execCtx) follow(base *Document, next, expr, event, eventExpr, msg, msgE
 		}
 		target = abs
 	}
-	return c.transitionTo(target, &FetchRequest{Method: "GET"}, fetch)
+	return c.transitionTo(target, &FetchRequest{Method: "GET"}, j.Fetch)
 }
 
 func (c *execCtx) record(f *formState, it *Item) error {

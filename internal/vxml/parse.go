@@ -216,10 +216,15 @@ func (p *parser) catch(c *xmltree.Node) (*Catch, bool, error) {
 	return ct, true, nil
 }
 
-func (p *parser) link(c *xmltree.Node) (*Link, error) {
-	l := &Link{Next: c.AttrOr("next", ""), Expr: c.AttrOr("expr", ""), Event: c.AttrOr("event", ""),
+// jumpOf reads the attributes shared by <link> and <choice>.
+func jumpOf(c *xmltree.Node) Jump {
+	return Jump{Next: c.AttrOr("next", ""), Expr: c.AttrOr("expr", ""), Event: c.AttrOr("event", ""),
 		EventExpr: c.AttrOr("eventexpr", ""), Message: c.AttrOr("message", ""), MessageExpr: c.AttrOr("messageexpr", ""),
 		DTMF: c.AttrOr("dtmf", ""), Fetch: fetchAttrs(c)}
+}
+
+func (p *parser) link(c *xmltree.Node) (*Link, error) {
+	l := &Link{Jump: jumpOf(c)}
 	if err := exactlyOne(c, "next", "expr", "event", "eventexpr"); err != nil {
 		return nil, err
 	}
@@ -382,9 +387,7 @@ func (p *parser) menu(n *xmltree.Node, d *Dialog) error {
 			}
 			it.Prompts = append(it.Prompts, &PromptEl{Count: 1, Content: []PNode{pn}})
 		case "choice":
-			ch := &Choice{DTMF: c.AttrOr("dtmf", ""), Next: c.AttrOr("next", ""), Expr: c.AttrOr("expr", ""),
-				Event: c.AttrOr("event", ""), EventExpr: c.AttrOr("eventexpr", ""), Message: c.AttrOr("message", ""),
-				MessageExpr: c.AttrOr("messageexpr", ""), Fetch: fetchAttrs(c)}
+			ch := &Choice{Jump: jumpOf(c)}
 			if err := exactlyOne(c, "next", "expr", "event", "eventexpr"); err != nil {
 				return err
 			}
