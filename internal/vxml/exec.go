@@ -290,14 +290,23 @@ func (c *execCtx) gotoStmt(x *GotoStmt) error {
 	return c.transitionTo(target, &FetchRequest{Method: "GET"}, x.Fetch)
 }
 
+// dialogTransition goes to dialog id of d, the current document or the application root
+// (which then becomes the current document, the application's variables kept), with the
+// input that is to fill it, if any.
+func (c *execCtx) dialogTransition(d *Document, id string, in *formInput) error {
+	if d.Dialog(id) == nil {
+		return badfetchf("dialog %q not found in %s", id, d.URL)
+	}
+	if d == c.doc {
+		return &transition{kind: trDialog, dialog: id, input: in}
+	}
+	return &transition{kind: trDialog, doc: d, root: d, newDoc: true, dialog: id, input: in}
+}
+
 // transitionTo builds the transition to a URI: "#id" stays in the document.
 func (c *execCtx) transitionTo(target string, req *FetchRequest, attrs map[string]string) error {
 	if strings.HasPrefix(target, "#") && len(req.Values) == 0 && req.Method != "POST" {
-		id := target[1:]
-		if c.doc.Dialog(id) == nil {
-			return badfetchf("dialog %q not found", id)
-		}
-		return &transition{kind: trDialog, dialog: id}
+		return c.dialogTransition(c.doc, target[1:], nil)
 	}
 	if strings.TrimSpace(target) == "" {
 		return badfetchf("empty URI")

@@ -407,11 +407,7 @@ func (c *execCtx) enterScopedForm(g *activeGrammar, interp goja.Value, res *goja
 		return &Event{Name: EventNoMatch, Message: "no slot filled"}
 	}
 	c.s.trace(TraceInput, "document-scoped grammar of dialog %s", g.dialog.ID)
-	in := &formInput{interp: interp, res: res}
-	if g.doc == c.doc {
-		return &transition{kind: trDialog, dialog: g.dialog.ID, input: in}
-	}
-	return &transition{kind: trDialog, doc: c.app, root: c.app, newDoc: true, dialog: g.dialog.ID, input: in}
+	return c.dialogTransition(g.doc, g.dialog.ID, &formInput{interp: interp, res: res})
 }
 
 // follow implements a matched <link> or <choice> of document base.
@@ -441,10 +437,7 @@ func (c *execCtx) follow(base *Document, j *Jump) error {
 		// the application's variables kept; other URIs are relative to
 		// the root.
 		if id, ok := strings.CutPrefix(target, "#"); ok {
-			if base.Dialog(id) == nil {
-				return badfetchf("dialog %q not found in %s", id, base.URL)
-			}
-			return &transition{kind: trDialog, doc: base, root: base, newDoc: true, dialog: id}
+			return c.dialogTransition(base, id, nil)
 		}
 		abs, err := resolve(base.BaseURI(), target)
 		if err != nil {
