@@ -360,15 +360,9 @@ func (c *execCtx) processMatch(f *formState, it *Item, g *activeGrammar, r srgs.
 func (c *execCtx) fillForm(f *formState, interp goja.Value, res *goja.Object) error {
 	js := c.s.js
 	just := map[*Item]bool{}
-	obj, _ := interp.(*goja.Object)
-	for _, x := range f.dlg.Items {
-		if x.Kind != ItemField || obj == nil {
-			continue
-		}
-		if v := obj.Get(x.Slot); v != nil && !goja.IsUndefined(v) {
-			c.fillItem(f, x, v, res)
-			just[x] = true
-		}
+	for _, sv := range filledSlots(f.dlg, interp) {
+		c.fillItem(f, sv.item, sv.value, res)
+		just[sv.item] = true
 	}
 	if len(just) == 0 {
 		return &Event{Name: EventNoMatch, Message: "no slot filled"}
@@ -379,6 +373,30 @@ func (c *execCtx) fillForm(f *formState, interp goja.Value, res *goja.Object) er
 		}
 	}
 	return c.fillProcess(f, just)
+}
+
+// slotValue is a field of a dialog and the value a form-level result gives its slot.
+type slotValue struct {
+	item  *Item
+	value goja.Value
+}
+
+// filledSlots returns, in document order, the fields of dlg whose slot interp fills.
+func filledSlots(dlg *Dialog, interp goja.Value) []slotValue {
+	obj, _ := interp.(*goja.Object)
+	if obj == nil {
+		return nil
+	}
+	var out []slotValue
+	for _, x := range dlg.Items {
+		if x.Kind != ItemField {
+			continue
+		}
+		if v := obj.Get(x.Slot); v != nil && !goja.IsUndefined(v) {
+			out = append(out, slotValue{x, v})
+		}
+	}
+	return out
 }
 
 // formInput is the result of a document-scoped form grammar matched in
@@ -393,17 +411,7 @@ type formInput struct {
 // the result once initialised (VoiceXML 2.0 section 3.1.3). A result that
 // fills none of its fields is a nomatch where the input was collected.
 func (c *execCtx) enterScopedForm(g *activeGrammar, interp goja.Value, res *goja.Object) error {
-	obj, _ := interp.(*goja.Object)
-	filled := false
-	for _, x := range g.dialog.Items {
-		if x.Kind == ItemField && obj != nil {
-			if v := obj.Get(x.Slot); v != nil && !goja.IsUndefined(v) {
-				filled = true
-				break
-			}
-		}
-	}
-	if !filled {
+	if len(filledSlots(g.dialog, interp)) == 0 {
 		return &Event{Name: EventNoMatch, Message: "no slot filled"}
 	}
 	c.s.trace(TraceInput, "document-scoped grammar of dialog %s", g.dialog.ID)
