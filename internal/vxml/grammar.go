@@ -36,20 +36,12 @@ func (c *execCtx) fetchGrammar(owner *Document, src, typ string, mode srgs.Mode)
 	if ref == "" {
 		return nil, "", badfetchf("grammar %q: a rule of the VoiceXML document itself is not a grammar", src)
 	}
-	var (
-		resp *FetchResponse
-		err  error
-	)
-	if owner == nil || owner == c.doc {
-		resp, err = c.fetchResource(ref, FetchGrammar, nil)
-	} else {
-		// An element of the application root document: relative to it.
-		var u string
-		if u, err = resolve(owner.BaseURI(), ref); err != nil {
-			return nil, "", err
-		}
-		resp, err = c.s.fetch(c, &FetchRequest{URL: u, Kind: FetchGrammar, Method: "GET"}, nil)
+	// Relative to the element's document (the application root's for its elements).
+	u, err := resolve(c.grammarOwnerBase(owner), ref)
+	if err != nil {
+		return nil, "", err
 	}
+	resp, err := c.s.fetch(c, &FetchRequest{URL: u, Kind: FetchGrammar, Method: "GET"}, nil)
 	if err != nil {
 		return nil, "", err
 	}
