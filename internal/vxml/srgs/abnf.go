@@ -410,16 +410,7 @@ func (p *abnfParser) externalRef() (Expansion, error) {
 			return nil, err
 		}
 	}
-	if strings.HasPrefix(uri, "#") {
-		if len(uri) < 2 {
-			return nil, p.errf("rule reference %q names no rule", uri)
-		}
-		return &RuleRef{Name: uri[1:]}, nil
-	}
-	if uri == "" {
-		return nil, p.errf("empty rule reference $<>")
-	}
-	ref, err := p.g.externalRef(uri, typ)
+	ref, err := p.g.ruleRef(uri, typ)
 	if err != nil {
 		return nil, p.errf("%v", err)
 	}

@@ -189,6 +189,22 @@ func (g *Grammar) validate() error {
 	return nil
 }
 
+// ruleRef is the reference uri makes (XML <ruleref uri>, ABNF $<uri>): a rule of this grammar
+// ("#name") or of another grammar document (externalRef), of media type typ.
+func (g *Grammar) ruleRef(uri, typ string) (*RuleRef, error) {
+	uri = strings.TrimSpace(uri)
+	switch {
+	case uri == "":
+		return nil, fmt.Errorf("%w: empty rule reference", ErrGrammar)
+	case strings.HasPrefix(uri, "#"):
+		if len(uri) < 2 {
+			return nil, fmt.Errorf("%w: rule reference %q names no rule", ErrGrammar, uri)
+		}
+		return &RuleRef{Name: uri[1:]}, nil
+	}
+	return g.externalRef(uri, typ)
+}
+
 // externalRef returns the reference to uri (a URI with an optional #rule
 // fragment, not starting with '#'), recording it in g.Externals.
 func (g *Grammar) externalRef(uri, typ string) (*RuleRef, error) {

@@ -2,7 +2,6 @@ package srgs
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/opengvp/gvp/internal/vxml/xmltree"
 )
@@ -141,17 +140,7 @@ func (g *Grammar) xmlElement(c *xmltree.Node) (Expansion, error) {
 			}
 			return nil, fmt.Errorf("%w: line %d: special %q", ErrGrammar, c.Line, sp)
 		}
-		uri := strings.TrimSpace(c.AttrOr("uri", ""))
-		switch {
-		case uri == "":
-			return nil, fmt.Errorf("%w: line %d: <ruleref> without uri or special", ErrGrammar, c.Line)
-		case strings.HasPrefix(uri, "#"):
-			if len(uri) < 2 {
-				return nil, fmt.Errorf("%w: line %d: rule reference %q names no rule", ErrGrammar, c.Line, uri)
-			}
-			return &RuleRef{Name: uri[1:]}, nil
-		}
-		ref, err := g.externalRef(uri, c.AttrOr("type", ""))
+		ref, err := g.ruleRef(c.AttrOr("uri", ""), c.AttrOr("type", ""))
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", c.Line, err)
 		}
