@@ -22,9 +22,9 @@ func TestParseCacheControl(t *testing.T) {
 		{[]string{"max-age=abc"}, cacheControl{hasMaxAge: true}},
 		{[]string{"max-age=-1"}, cacheControl{hasMaxAge: true}},
 		{[]string{"max-age=99999999999999999999"}, cacheControl{maxAge: maxDeltaSeconds * time.Second, hasMaxAge: true}},
-		{[]string{`no-cache="Set-Cookie, X", must-revalidate`}, cacheControl{noCache: true, mustRevalidate: true, mustRevalidateOnly: true}},
+		{[]string{`no-cache="Set-Cookie, X", must-revalidate`}, cacheControl{noCache: true, mustRevalidate: true}},
 		{[]string{"private, s-maxage=600, public"}, cacheControl{private: true, hasSMaxAge: true, public: true}},
-		{[]string{"proxy-revalidate"}, cacheControl{mustRevalidate: true}},
+		{[]string{"proxy-revalidate"}, cacheControl{proxyRevalidate: true}},
 		{[]string{" , ,no-store,,"}, cacheControl{noStore: true}},
 		{[]string{`ext="a,\"b,max-age=1", max-age=7`}, cacheControl{maxAge: 7 * time.Second, hasMaxAge: true}},
 	} {

@@ -16,14 +16,13 @@ import (
 type cacheControl struct {
 	noStore bool
 	noCache bool
-	// mustRevalidate is must-revalidate or proxy-revalidate: a stale
-	// response is never used without revalidation.
-	mustRevalidate bool
-	// mustRevalidateOnly is must-revalidate itself (not proxy-revalidate).
-	mustRevalidateOnly bool
-	public             bool
-	private            bool
-	hasSMaxAge         bool
+	// mustRevalidate and proxyRevalidate are the directives of those names: with either, a
+	// stale entry is never served (this cache serves as a shared one); only must-revalidate
+	// lets a response to an authorized request be shared (RFC 9111 section 3.5).
+	mustRevalidate, proxyRevalidate bool
+	public                          bool
+	private                         bool
+	hasSMaxAge                      bool
 	// maxAge is the max-age value; valid only when hasMaxAge.
 	maxAge    time.Duration
 	hasMaxAge bool
@@ -54,9 +53,9 @@ func parseCacheControl(h http.Header) cacheControl {
 				// unqualified form, which is stricter.
 				cc.noCache = true
 			case "must-revalidate":
-				cc.mustRevalidate, cc.mustRevalidateOnly = true, true
-			case "proxy-revalidate":
 				cc.mustRevalidate = true
+			case "proxy-revalidate":
+				cc.proxyRevalidate = true
 			case "public":
 				cc.public = true
 			case "private":
@@ -85,7 +84,7 @@ func parseCacheControl(h http.Header) cacheControl {
 // section 3.5): it must say so with must-revalidate, public or s-maxage,
 // and not be private.
 func (cc cacheControl) sharedWithAuth() bool {
-	return !cc.private && (cc.mustRevalidateOnly || cc.public || cc.hasSMaxAge)
+	return !cc.private && (cc.mustRevalidate || cc.public || cc.hasSMaxAge)
 }
 
 // nextDirective splits the first comma-separated directive off s, keeping

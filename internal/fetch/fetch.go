@@ -415,7 +415,7 @@ func usable(e *entry, r *request, now time.Time) bool {
 	if e.lifetime > age {
 		return true
 	}
-	if e.cc.mustRevalidate {
+	if e.cc.mustRevalidate || e.cc.proxyRevalidate {
 		return false
 	}
 	return r.maxStale >= 0 && age-e.lifetime <= r.maxStale
