@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -196,25 +197,17 @@ func redactedURI(u *sip.Uri) string {
 	if u == nil {
 		return ""
 	}
-	if !hasParamFold(u.UriParams, ParamAuthPassword) {
+	isPassword := func(kv sip.HeaderKV) bool { return strings.EqualFold(kv.K, ParamAuthPassword) }
+	if !slices.ContainsFunc(u.UriParams, isPassword) {
 		return u.String()
 	}
 	c := u.Clone()
 	for i, kv := range c.UriParams {
-		if strings.EqualFold(kv.K, ParamAuthPassword) {
+		if isPassword(kv) {
 			c.UriParams[i].V = "redacted"
 		}
 	}
 	return c.String()
-}
-
-func hasParamFold(ps sip.HeaderParams, name string) bool {
-	for _, kv := range ps {
-		if strings.EqualFold(kv.K, name) {
-			return true
-		}
-	}
-	return false
 }
 
 // param returns the value of the first parameter called name ("" when absent).
