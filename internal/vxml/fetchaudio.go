@@ -101,31 +101,24 @@ func (s *session) fetchWithAudio(ctx context.Context, req *FetchRequest, fa fetc
 	pctx, stop := context.WithCancel(s.ctx)
 	defer stop()
 	started := time.Now()
-	ended := make(chan struct{}) // the fetchaudio has stopped playing
-	var res fetchResult
-	handed := make(chan bool, 1) // true: the watcher received the fetch result into res
+	// The session goroutine waits below, so the clip plays on a goroutine of its own.
+	played := make(chan error, 1)
 	go func() {
-		select {
-		case res = <-done:
-		case <-ended:
-			handed <- false
-			return
-		}
-		// The fetch has completed: stop the clip once it has played its minimum.
-		minimum := time.NewTimer(fa.minimum - time.Since(started))
-		select {
-		case <-minimum.C:
-			stop()
-		case <-ended:
-			minimum.Stop()
-		}
-		handed <- true
+		_, err := s.p.Play(pctx, fa.prompt())
+		played <- err
 	}()
-	_, err := s.p.Play(pctx, fa.prompt())
-	close(ended)
-	if !<-handed {
-		res = <-done
+	res := <-done
+	// The fetch has completed: the clip ends by itself or is stopped once it has played its
+	// minimum.
+	minimum := time.NewTimer(fa.minimum - time.Since(started))
+	var err error
+	select {
+	case err = <-played:
+	case <-minimum.C:
+		stop()
+		err = <-played
 	}
+	minimum.Stop()
 	s.trace(TracePrompt, "fetchaudio stopped after %s", time.Since(started).Round(time.Millisecond))
 	if err != nil && pctx.Err() == nil {
 		s.trace(TracePrompt, "fetchaudio failed: %v", err)
