@@ -135,13 +135,7 @@ func confEcho(w http.ResponseWriter, r *http.Request) {
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch {
 	case r.Method != http.MethodPost:
-		for _, kv := range strings.Split(r.URL.RawQuery, "&") {
-			if k, v, _ := strings.Cut(kv, "="); k != "expect" && k != "" {
-				name, _ := url.QueryUnescape(k)
-				val, _ := url.QueryUnescape(v)
-				got = append(got, name+"="+val)
-			}
-		}
+		got = formPairs(r.URL.RawQuery)
 	case mt == vxml.EnctypeMultipart:
 		mr := multipart.NewReader(r.Body, params["boundary"])
 		for {
@@ -158,15 +152,24 @@ func confEcho(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		b, _ := io.ReadAll(r.Body)
-		for _, kv := range strings.Split(string(b), "&") {
-			k, v, _ := strings.Cut(kv, "=")
-			name, _ := url.QueryUnescape(k)
-			val, _ := url.QueryUnescape(v)
-			got = append(got, name+"="+val)
-		}
+		got = formPairs(string(b))
 	}
 	w.Header().Set("Content-Type", "application/voicexml+xml")
 	_, _ = w.Write(vxml.ConformanceEchoDocument(r.URL.Query().Get("expect"), vxml.ConformanceSubmission(r.Method, mt, got)))
+}
+
+// formPairs returns the name=value pairs of an urlencoded query or body, in order, unescaped,
+// without the echo resource's own expect parameter.
+func formPairs(s string) []string {
+	var out []string
+	for _, kv := range strings.Split(s, "&") {
+		if k, v, _ := strings.Cut(kv, "="); k != "expect" && k != "" {
+			name, _ := url.QueryUnescape(k)
+			val, _ := url.QueryUnescape(v)
+			out = append(out, name+"="+val)
+		}
+	}
+	return out
 }
 
 // confRunner builds the VoiceXML runtime of the mcp (HTTP fetcher, TTS without an engine,
