@@ -78,6 +78,11 @@ func startAuthApp(t *testing.T) *authApp {
 <var name="acct" expr="'42'"/>
 <form>
   <data name="info" src="info.xml"/>
+  <field name="k">
+    <grammar src="keys.grxml"/>
+    <property name="timeout" value="100ms"/>
+    <noinput><assign name="k" expr="'none'"/></noinput>
+  </field>
   <block>
     <if cond="typeof session.connection.protocol.sip.requesturi['http-auth-password'] != 'undefined'">
       <exit expr="'password visible to the application'"/>
@@ -91,6 +96,8 @@ func startAuthApp(t *testing.T) *authApp {
 <form><block><disconnect/></block></form></vxml>`,
 		"/app/lib.js":   `function double(x) { return 2 * x; }`,
 		"/app/info.xml": `<info ok="yes"/>`,
+		"/app/keys.grxml": `<?xml version="1.0"?><grammar xmlns="http://www.w3.org/2001/06/grammar" version="1.0" mode="dtmf" root="r">
+<rule id="r" scope="public"><one-of><item>1</item><item>2</item></one-of></rule></grammar>`,
 	}
 	ln := listenLoopback(t)
 	srv := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +125,9 @@ func startAuthApp(t *testing.T) *authApp {
 			_, _ = w.Write(wavBytes)
 		case strings.HasSuffix(r.URL.Path, ".js"):
 			w.Header().Set("Content-Type", "application/ecmascript")
+			fmt.Fprint(w, docs[r.URL.Path])
+		case strings.HasSuffix(r.URL.Path, ".grxml"):
+			w.Header().Set("Content-Type", "application/srgs+xml")
 			fmt.Fprint(w, docs[r.URL.Path])
 		case strings.HasSuffix(r.URL.Path, ".xml"):
 			w.Header().Set("Content-Type", "application/xml")
@@ -155,7 +165,7 @@ func sessionEnd(h *harness, sessionID string) string {
 
 // TestVoiceXMLCallBasicAuth: the http-auth-* parameters of the Request-URI (an IVR profile's
 // parameters, passed on by rm) authenticate every fetch of the call to the application
-// server — initial page, script, data, audio, submit — and nothing else: a host outside the
+// server — initial page, script, data, grammar, audio, submit — and nothing else: a host outside the
 // initial page's origin gets no credential, a later call without credentials or with a
 // wrong password is refused (error.badfetch.http.401) although every answer was cacheable,
 // and the password shows neither in the application's session variables nor in the log.
@@ -185,7 +195,7 @@ func TestVoiceXMLCallBasicAuth(t *testing.T) {
 	hits, other := app.take()
 	// The prompt is queued and plays at the <disconnect> of the submitted page, after the POST.
 	want := []string{"GET /app/start.vxml ok", "GET /app/lib.js ok", "GET /app/info.xml ok",
-		"POST /app/result.vxml ok", "GET /app/hello.wav ok"}
+		"GET /app/keys.grxml ok", "POST /app/result.vxml ok", "GET /app/hello.wav ok"}
 	if strings.Join(hits, "; ") != strings.Join(want, "; ") {
 		t.Fatalf("application server saw\n  %s\nwant\n  %s", strings.Join(hits, "; "), strings.Join(want, "; "))
 	}
