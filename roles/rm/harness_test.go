@@ -97,11 +97,18 @@ func (u *testUA) recvResponse(min int) *sip.Response {
 
 var callSeq atomic.Int64
 
-// invite returns an INVITE from u to rm at rmAddr for ruri.
+// invite sends an INVITE from u to rm at rmAddr for ruri and returns its Call-ID and branch.
 func (u *testUA) invite(rmAddr, ruri string, extra ...string) (string, string) {
-	id := fmt.Sprintf("call-%d-%d@test", time.Now().UnixNano(), callSeq.Add(1))
-	branch := fmt.Sprintf("z9hG4bK-%d", callSeq.Add(1))
-	msg := "INVITE " + ruri + " SIP/2.0\r\n" +
+	msg, id, branch := u.inviteMsg(ruri, extra...)
+	u.send(rmAddr, msg)
+	return id, branch
+}
+
+// inviteMsg returns an INVITE from u for ruri, with its Call-ID and branch.
+func (u *testUA) inviteMsg(ruri string, extra ...string) (msg, id, branch string) {
+	id = fmt.Sprintf("call-%d-%d@test", time.Now().UnixNano(), callSeq.Add(1))
+	branch = fmt.Sprintf("z9hG4bK-%d", callSeq.Add(1))
+	msg = "INVITE " + ruri + " SIP/2.0\r\n" +
 		"Via: SIP/2.0/UDP " + u.addr() + ";branch=" + branch + ";rport\r\n" +
 		"Max-Forwards: 70\r\n" +
 		"From: <sip:caller@127.0.0.1>;tag=caller-" + id + "\r\n" +
@@ -113,8 +120,7 @@ func (u *testUA) invite(rmAddr, ruri string, extra ...string) (string, string) {
 		msg += h + "\r\n"
 	}
 	msg += "Content-Length: 0\r\n\r\n"
-	u.send(rmAddr, msg)
-	return id, branch
+	return msg, id, branch
 }
 
 // inDialog builds an in-dialog request from u (the caller) using the 2xx res: Request-URI

@@ -31,6 +31,7 @@ type proxy struct {
 	rr       map[string]sip.Uri // Record-Route URI per transport
 	stx      *txTable[*serverTx]
 	ctx      *txTable[*clientTx]
+	retired  *retiredTable // server transactions that only absorb retransmissions
 	calls    callTable
 	counters *counters
 	pools    *pools
@@ -119,7 +120,9 @@ func (p *proxy) onRequest(req *sip.Request, from peer) {
 	}
 	stx, created := p.newServerTx(key, req, from)
 	if !created {
-		stx.retransmission()
+		if stx != nil {
+			stx.retransmission()
+		}
 		return
 	}
 	inDialog := req.To().Params.Has("tag")
@@ -486,13 +489,20 @@ func (p *proxy) onCancel(req *sip.Request, from peer) {
 	key, ok := serverKey(req, sip.INVITE)
 	var stx *serverTx
 	if ok {
-		stx, ok = p.stx.get(key)
+		if stx, ok = p.stx.get(key); !ok {
+			// An INVITE already answered with a 2xx: nothing left to cancel, but the
+			// response context exists (RFC 3261 16.10).
+			_, ok = p.retired.get(key)
+		}
 	}
 	if !ok {
 		p.respondStateless(req, from, 481, "")
 		return
 	}
 	p.respondStateless(req, from, 200, "OK")
+	if stx == nil {
+		return
+	}
 	if r := stx.getRelay(); r != nil {
 		r.cancel()
 	}

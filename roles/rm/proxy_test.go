@@ -420,3 +420,53 @@ func TestTCPCallerUDPMcpDoubleRecordRoute(t *testing.T) {
 	}
 	waitFor(t, "call end", func() bool { return r.ActiveCalls() == 0 })
 }
+
+// TestRetransmissionsAbsorbed: once answered, a retransmitted INVITE is absorbed and a
+// retransmitted BYE answered again from rm's memory of the transaction; neither reaches the
+// mcp twice. A CANCEL of the answered INVITE gets 200 and ends nothing.
+func TestRetransmissionsAbsorbed(t *testing.T) {
+	mcp := newFakeMCP(t, 200)
+	r, _, _, _ := startRM(t, nil, baseDocs+mcpDoc("mcp-0", mcp.addr()))
+	caller := newTestUA(t)
+	rm := r.SIPAddr()
+
+	inv, _, _ := caller.inviteMsg("sip:5551000@" + rm + ";gvp-tenant-id=80dd")
+	caller.send(rm, inv)
+	ok := caller.recvResponse(200)
+	if ok.StatusCode != 200 {
+		t.Fatalf("INVITE answered %d", ok.StatusCode)
+	}
+	caller.send(rm, inv) // the 2xx crossed a retransmission
+
+	cancel := strings.Replace(strings.Replace(inv, "INVITE sip:", "CANCEL sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 CANCEL", 1)
+	caller.send(rm, cancel)
+	if res := caller.recvResponse(200); res.StatusCode != 200 || res.CSeq().MethodName != sip.CANCEL {
+		t.Fatalf("CANCEL after the 2xx answered %d %s", res.StatusCode, res.CSeq().MethodName)
+	}
+
+	ack := caller.inDialog(sip.ACK, ok, 1)
+	caller.sendMsg(firstHop(ack), ack)
+	waitFor(t, "ACK at mcp", func() bool { return mcp.count("ACK") == 1 })
+
+	bye := caller.inDialog(sip.BYE, ok, 2)
+	byeMsg := bye.String()
+	caller.send(firstHop(bye), byeMsg)
+	first := caller.recvResponse(200)
+	caller.send(firstHop(bye), byeMsg) // the 200 was lost
+	again := caller.recvResponse(200)
+	if again.CSeq().MethodName != sip.BYE || again.String() != first.String() {
+		t.Fatalf("BYE retransmission answered with\n%s\nwant\n%s", again, first)
+	}
+	if n := mcp.count("invite"); n != 1 {
+		t.Fatalf("mcp got %d INVITEs, want 1", n)
+	}
+	if n := mcp.count("bye"); n != 1 {
+		t.Fatalf("mcp got %d BYEs, want 1", n)
+	}
+	if n := mcp.count("CANCEL"); n != 0 {
+		t.Fatalf("mcp got %d CANCELs, want 0", n)
+	}
+	if r.ActiveCalls() != 0 {
+		t.Fatalf("active calls %d", r.ActiveCalls())
+	}
+}

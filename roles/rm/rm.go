@@ -238,7 +238,7 @@ func (r *RM) Start(ctx context.Context) error {
 	}
 	p := &proxy{
 		cfg: r.cfg, log: log, host: gvpsip.AdvertiseHost(r.cfg.SIP.Advertise, lis.Addr()), port: int(lis.Addr().Port()),
-		stx: newTxTable[*serverTx](), ctx: newTxTable[*clientTx](), calls: callTable{m: map[string]*call{}},
+		stx: newTxTable[*serverTx](), ctx: newTxTable[*clientTx](), retired: newRetiredTable(timer64T1), calls: callTable{m: map[string]*call{}},
 		counters: newCounters(), metrics: newMetrics(r.deps.Metrics), source: r.deps.Config, billing: r.deps.Billing,
 		done: make(chan struct{}), upstream: peer{proto: r.cfg.UpstreamTransport, addr: ua}, noRoute: noRoute,
 		nodeID: r.cfg.NodeID,
@@ -277,18 +277,23 @@ func (r *RM) Start(ctx context.Context) error {
 	return nil
 }
 
-// sweep ends idle dialogs periodically.
+// sweep ends idle dialogs and forgets expired done transactions periodically.
 func (r *RM) sweep() {
 	defer r.wg.Done()
 	every := min(max(r.cfg.DialogTimeout/10, time.Second), time.Minute)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// Done transactions expire to the second.
+	d := time.NewTicker(time.Second)
+	defer d.Stop()
 	for {
 		select {
 		case <-r.px.done:
 			return
 		case now := <-t.C:
 			r.px.sweepIdle(now)
+		case now := <-d.C:
+			r.px.retired.expire(now)
 		}
 	}
 }

@@ -131,11 +131,35 @@ type serverTx struct {
 	relay    *relay      // the forwarding in progress, for CANCEL
 }
 
+// newServerTx starts the server transaction of req. When req is a retransmission it returns
+// false and the transaction it belongs to, or nil when that one is retired (its last response,
+// if any, then already went to src again).
 func (p *proxy) newServerTx(key txKey, req *sip.Request, src peer) (*serverTx, bool) {
+	if p.absorbRetired(key, src) {
+		return nil, false
+	}
 	tx := &serverTx{p: p, key: key, src: src, invite: req.IsInvite(), start: time.Now(),
 		method: string(req.Method), state: stProceeding}
 	got, loaded := p.stx.getOrPut(key, tx)
-	return got, !loaded
+	if loaded {
+		return got, false
+	}
+	// The transaction may have retired between the two lookups (retired, then gone from the
+	// live table): it is in the retired table now.
+	if p.absorbRetired(key, src) {
+		p.stx.del(key)
+		return nil, false
+	}
+	return got, true
+}
+
+// absorbRetired reports whether key is a retired transaction, sending its last response to src again.
+func (p *proxy) absorbRetired(key txKey, src peer) bool {
+	last, ok := p.retired.get(key)
+	if ok && last != nil {
+		_ = p.tp.send(src, last)
+	}
+	return ok
 }
 
 func (tx *serverTx) reliable() bool { return tx.src.proto != gvpsip.UDP }
@@ -165,9 +189,11 @@ func (tx *serverTx) respondData(data []byte, code int) {
 		tx.relay = nil
 		switch {
 		case tx.invite && code < 300:
+			// Accepted: only INVITE retransmissions to absorb (2xx retransmissions are the
+			// UAS's job), which the retired table does from here on.
 			tx.state = stAccepted
-			tx.last = nil // 2xx retransmissions are the UAS's job
-			tx.endAfter(timer64T1)
+			tx.last = nil
+			tx.retire(nil)
 		case tx.invite:
 			tx.state = stCompleted
 			if !tx.reliable() {
@@ -180,7 +206,7 @@ func (tx *serverTx) respondData(data []byte, code int) {
 			if tx.reliable() {
 				tx.endAfter(0)
 			} else {
-				tx.endAfter(timer64T1)
+				tx.retire(tx.last)
 			}
 		}
 	}
@@ -194,6 +220,14 @@ func (tx *serverTx) respondData(data []byte, code int) {
 	if final {
 		tx.p.metrics.txDuration.WithLabelValues(tx.method).Observe(time.Since(tx.start).Seconds())
 	}
+}
+
+// retire hands tx over to the retired table, which absorbs its request's retransmissions
+// (answering them with last, when not nil) for 64*T1, and ends it; tx.mu is held. It is in the
+// retired table before it leaves the live one, so a retransmission finds it in one or the other.
+func (tx *serverTx) retire(last []byte) {
+	tx.p.retired.put(tx.key, last, time.Now())
+	tx.endAfter(0)
 }
 
 // endAfter schedules the removal of tx; tx.mu is held.
@@ -434,6 +468,7 @@ func (tx *clientTx) terminateLocked() {
 	tx.req = nil
 	tx.data = nil
 	tx.ackData = nil
+	tx.onResp, tx.onTimeout = nil, nil
 	tx.p.ctx.del(tx.key)
 }
 
@@ -507,15 +542,13 @@ func (tx *clientTx) receive(res *sip.Response) {
 			tx.terminateLocked()
 		}
 	default:
-		tx.state = stCompleted
-		tx.req = nil
-		tx.data = nil
-		if tx.dst.proto == gvpsip.UDP {
-			tx.setTimerB(timerT4)
-		} else {
-			tx.terminateLocked()
-		}
+		// Timer K would only absorb retransmissions of the final response; without the
+		// transaction they are dropped all the same (onResponse relays stray 2xx to INVITE
+		// only), so the transaction ends now instead of being kept T4 for nothing.
+		tx.terminateLocked()
 	}
+	// A completed INVITE only re-ACKs: the relay (and the request it holds) can go.
+	tx.onResp, tx.onTimeout = nil, nil
 	ack := tx.ackData
 	tx.mu.Unlock()
 	if ack != nil {

@@ -1,0 +1,123 @@
+package rm
+
+import (
+	"hash/maphash"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// retiredTable remembers server transactions that have sent their final response and now only
+// absorb retransmissions of their request: an INVITE answered with a 2xx (RFC 6026 Accepted,
+// Timer L) and a non-INVITE request over UDP (Completed, Timer J), each for 64*T1. At a few
+// thousand calls per second that is hundreds of thousands of transactions at any time, so they
+// are not kept as serverTx objects with timers: an entry is a 64-bit hash of the transaction
+// key, its expiry and the response to repeat (non-INVITE only). The table holds no pointer but
+// the responses' bytes, which leaves the collector almost nothing to scan, and expiry walks a
+// queue in insertion order instead of running one timer per transaction.
+//
+// A hash stands for the key: two live transactions would have to collide on 64 bits of a
+// seeded hash for a request to be taken for another's retransmission.
+type retiredTable struct {
+	seed   maphash.Seed
+	ttl    time.Duration
+	shards [16]retiredShard
+}
+
+type retiredShard struct {
+	mu    sync.Mutex
+	m     map[uint64]retiredEntry
+	queue []retiredRef // in insertion order, so in expiry order: every entry lives ttl
+	head  int
+}
+
+type retiredEntry struct {
+	expires int64  // unix nanoseconds
+	last    []byte // the final response to repeat; nil for an INVITE (2xx retransmission is the UAS's job)
+}
+
+type retiredRef struct {
+	key     uint64
+	expires int64
+}
+
+func newRetiredTable(ttl time.Duration) *retiredTable {
+	t := &retiredTable{seed: maphash.MakeSeed(), ttl: ttl}
+	for i := range t.shards {
+		t.shards[i].m = map[uint64]retiredEntry{}
+	}
+	return t
+}
+
+// hash is the table's key for k.
+func (t *retiredTable) hash(k txKey) uint64 {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	h.WriteString(k.branch)
+	h.WriteByte(0)
+	h.WriteString(k.host)
+	h.WriteByte(0)
+	var b [8]byte
+	h.Write(strconv.AppendInt(b[:0], int64(k.port), 10))
+	h.WriteByte(0)
+	h.WriteString(string(k.method))
+	return h.Sum64()
+}
+
+// put records the transaction k as retired, with the response to repeat (kept, not copied; nil
+// for none).
+func (t *retiredTable) put(k txKey, last []byte, now time.Time) {
+	key := t.hash(k)
+	exp := now.Add(t.ttl).UnixNano()
+	s := &t.shards[key&15]
+	s.mu.Lock()
+	s.m[key] = retiredEntry{expires: exp, last: last}
+	s.queue = append(s.queue, retiredRef{key: key, expires: exp})
+	s.mu.Unlock()
+}
+
+// get reports whether k is a retired transaction, with the response to repeat.
+func (t *retiredTable) get(k txKey) ([]byte, bool) {
+	key := t.hash(k)
+	s := &t.shards[key&15]
+	s.mu.Lock()
+	e, ok := s.m[key]
+	s.mu.Unlock()
+	return e.last, ok
+}
+
+// expire forgets the transactions whose time is up.
+func (t *retiredTable) expire(now time.Time) {
+	n := now.UnixNano()
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for s.head < len(s.queue) && s.queue[s.head].expires <= n {
+			r := s.queue[s.head]
+			if e, ok := s.m[r.key]; ok && e.expires == r.expires {
+				delete(s.m, r.key)
+			}
+			s.head++
+		}
+		// Reclaim the consumed part of the queue once it is the larger part.
+		if s.head > 1024 && s.head*2 > len(s.queue) {
+			s.queue = append(s.queue[:0:0], s.queue[s.head:]...)
+			s.head = 0
+		} else if s.head == len(s.queue) {
+			s.queue, s.head = s.queue[:0], 0
+		}
+		s.mu.Unlock()
+	}
+}
+
+// len returns the number of retired transactions remembered.
+func (t *retiredTable) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
