@@ -23,29 +23,30 @@ const allowHeader = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOT
 
 // proxy is rm's SIP core: a transaction-stateful Record-Route proxy.
 type proxy struct {
-	cfg      Config
-	log      zerolog.Logger
-	tp       *transport
-	host     string // advertised host in Via and Record-Route
-	port     int
-	rr       map[string]sip.Uri // Record-Route URI per transport
-	stx      *txTable[*serverTx]
-	ctx      *txTable[*clientTx]
-	retired  *retiredTable // server transactions that only absorb retransmissions
-	calls    callTable
-	counters *counters
-	pools    *pools
-	metrics  *metrics
-	source   ConfigSource
-	billing  billing.Publisher
-	records  *billing.Queue // nil without billing
-	inflight lifecycle.Inflight
-	draining atomic.Bool
-	done     chan struct{}
-	upstream peer
-	noRoute  confmodel.Response
-	nodeID   string
-	badLog   atomic.Int64 // unix seconds of the last logged bad message
+	cfg       Config
+	log       zerolog.Logger
+	tp        *transport
+	host      string // advertised host in Via and Record-Route
+	hostBytes []byte // host, for comparing in place
+	port      int
+	rr        map[string]sip.Uri // Record-Route URI per transport
+	stx       *txTable[*serverTx]
+	ctx       *txTable[*clientTx]
+	retired   *retiredTable // server transactions that only absorb retransmissions
+	calls     callTable
+	counters  *counters
+	pools     *pools
+	metrics   *metrics
+	source    ConfigSource
+	billing   billing.Publisher
+	records   *billing.Queue // nil without billing
+	inflight  lifecycle.Inflight
+	draining  atomic.Bool
+	done      chan struct{}
+	upstream  peer
+	noRoute   confmodel.Response
+	nodeID    string
+	badLog    atomic.Int64 // unix seconds of the last logged bad message
 }
 
 func (p *proxy) isOurs(u *sip.Uri) bool { return gvpsip.IsElementURI(u, p.host, p.port) }
@@ -508,6 +509,29 @@ func (p *proxy) onCancel(req *sip.Request, from peer) {
 	}
 }
 
+// onRawResponse takes a UDP response of a client transaction from its bytes (see response).
+// It returns false for what it leaves to the parser and onResponse: responses it declines to
+// scan and responses without a transaction.
+func (p *proxy) onRawResponse(data []byte, _ peer) bool {
+	s, ok := scanResponse(data)
+	if !ok {
+		return false
+	}
+	port := s.port
+	if port == 0 {
+		port = sip.DefaultUdpPort
+	}
+	if port != p.port || !bytes.EqualFold(s.host, p.hostBytes) {
+		return true // not through rm: dropped, as onResponse does
+	}
+	tx, ok := p.ctx.get(clientKey(bytesKey(s.branch), s.method))
+	if !ok {
+		return false
+	}
+	tx.receive(&response{code: s.code, raw: data, via: s.via, parser: p.tp.resp})
+	return true
+}
+
 // onResponse matches a response to its client transaction or relays a stray 2xx to INVITE.
 func (p *proxy) onResponse(res *sip.Response) {
 	via := res.Via()
@@ -516,7 +540,7 @@ func (p *proxy) onResponse(res *sip.Response) {
 	}
 	br, _ := via.Params.Get("branch")
 	if tx, ok := p.ctx.get(clientKey(br, res.CSeq().MethodName)); ok {
-		tx.receive(res)
+		tx.receive(&response{code: res.StatusCode, msg: res})
 		return
 	}
 	// RFC 3261 16.7: a response without a transaction is forwarded statelessly; only 2xx
@@ -558,7 +582,7 @@ func (p *proxy) probe(m *member, wait time.Duration) bool {
 	cl := sip.ContentLengthHeader(0)
 	req.AppendHeader(&cl)
 	ch := make(chan struct{}, 1)
-	tx := p.newClientTx(req, branch, m.dst(), func(*clientTx, *sip.Request, *sip.Response) {
+	tx := p.newClientTx(req, branch, m.dst(), func(*clientTx, *sip.Request, *response) {
 		select {
 		case ch <- struct{}{}:
 		default:
@@ -581,8 +605,9 @@ func (p *proxy) probe(m *member, wait time.Duration) bool {
 
 // hangUpStray ends a dialog an abandoned branch established after rm moved on: ACK its 2xx
 // and send BYE, so the mcp does not hold a call nobody will use.
-func (p *proxy) hangUpStray(tx *clientTx, req *sip.Request, res *sip.Response) {
-	if req == nil || res.To() == nil {
+func (p *proxy) hangUpStray(tx *clientTx, req *sip.Request, r *response) {
+	res := r.parsed()
+	if req == nil || res == nil || res.To() == nil {
 		return
 	}
 	target := req.Recipient

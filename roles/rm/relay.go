@@ -173,8 +173,8 @@ func (r *relay) onTimeout(tx *clientTx) {
 }
 
 // onResponse handles a response of one of the relay's branches.
-func (r *relay) onResponse(tx *clientTx, req *sip.Request, res *sip.Response) {
-	code := res.StatusCode
+func (r *relay) onResponse(tx *clientTx, req *sip.Request, res *response) {
+	code := res.code
 	r.mu.Lock()
 	if tx != r.cur {
 		r.mu.Unlock()
@@ -199,8 +199,7 @@ func (r *relay) onResponse(tx *clientTx, req *sip.Request, res *sip.Response) {
 		if sendCancel && req != nil {
 			r.sendCancel(tx, req)
 		}
-		res.RemoveHeader("Via")
-		r.stx.respond(res)
+		r.stx.forward(res)
 		return
 	}
 	if r.pool != "" && !r.cancelled && (code == 408 || (code >= 500 && code < 600)) {
@@ -213,8 +212,7 @@ func (r *relay) onResponse(tx *clientTx, req *sip.Request, res *sip.Response) {
 	}
 	r.finished = true
 	r.mu.Unlock()
-	res.RemoveHeader("Via")
-	r.stx.respond(res)
+	r.stx.forward(res)
 	r.done(code)
 }
 

@@ -243,6 +243,7 @@ func (r *RM) Start(ctx context.Context) error {
 		done: make(chan struct{}), upstream: peer{proto: r.cfg.UpstreamTransport, addr: ua}, noRoute: noRoute,
 		nodeID: r.cfg.NodeID,
 	}
+	p.hostBytes = []byte(p.host)
 	p.rr = map[string]sip.Uri{
 		gvpsip.UDP: gvpsip.ElementURI(p.host, p.port, gvpsip.UDP),
 		gvpsip.TCP: gvpsip.ElementURI(p.host, p.port, gvpsip.TCP),
@@ -252,6 +253,7 @@ func (r *RM) Start(ctx context.Context) error {
 	}
 	p.pools = newPools(p)
 	p.tp = newTransport(lis, r.cfg.SIP.MaxMessageSize, r.cfg.SIP.MaxTCPConnections, log, p.handle, p.onBad)
+	p.tp.response = p.onRawResponse
 	r.px = p
 	p.pools.update(p.source.Snapshot())
 	p.source.OnChange(func(s *confmodel.Snapshot) {

@@ -60,13 +60,16 @@ type badHandler func(data []byte, from peer, err error)
 // transport reads and writes SIP over UDP and TCP. Messages are handled on the goroutine that
 // read them; handlers must not block.
 type transport struct {
-	log      zerolog.Logger
-	udp      *net.UDPConn
-	tcp      *net.TCPListener
-	parser   *sip.Parser // requests, and everything over TCP
-	resp     *sip.Parser // UDP responses
-	handle   msgHandler
-	bad      badHandler
+	log    zerolog.Logger
+	udp    *net.UDPConn
+	tcp    *net.TCPListener
+	parser *sip.Parser // requests, and everything over TCP
+	resp   *sip.Parser // UDP responses
+	handle msgHandler
+	bad    badHandler
+	// response, when set, is offered each UDP response before it is parsed; it returns
+	// false for those it leaves to the parser.
+	response func(data []byte, from peer) bool
 	maxConns int
 
 	mu     sync.Mutex
@@ -139,6 +142,9 @@ func (t *transport) readUDP() {
 		from := peer{proto: gvpsip.UDP, addr: unmap(addr)}
 		parser := t.parser
 		if bytes.HasPrefix(data, sipVersionPrefix) {
+			if t.response != nil && t.response(data, from) {
+				continue
+			}
 			parser = t.resp
 		}
 		msg, err := parser.ParseSIP(data)

@@ -172,6 +172,14 @@ func (tx *serverTx) respond(res *sip.Response) {
 	putBuf(b)
 }
 
+// forward sends a response of a client transaction upstream, without its top Via.
+func (tx *serverTx) forward(res *response) {
+	b := getBuf()
+	res.writeRelayed(b)
+	tx.respondData(b.Bytes(), res.code)
+	putBuf(b)
+}
+
 // respondData sends the response data (code) upstream; data is copied when kept.
 func (tx *serverTx) respondData(data []byte, code int) {
 	tx.mu.Lock()
@@ -347,7 +355,7 @@ type clientTx struct {
 }
 
 // respFunc receives a response of a client transaction with the request it answers.
-type respFunc func(tx *clientTx, req *sip.Request, res *sip.Response)
+type respFunc func(tx *clientTx, req *sip.Request, res *response)
 
 // newClientTx prepares a client transaction for req (whose top Via is ours, with branch) to
 // dst; send starts it.
@@ -479,8 +487,8 @@ func (tx *clientTx) terminate() {
 }
 
 // receive handles a response matched to tx.
-func (tx *clientTx) receive(res *sip.Response) {
-	code := res.StatusCode
+func (tx *clientTx) receive(res *response) {
+	code := res.code
 	tx.mu.Lock()
 	switch tx.state {
 	case stTerminated:
@@ -527,8 +535,8 @@ func (tx *clientTx) receive(res *sip.Response) {
 		tx.terminateLocked()
 	case tx.invite:
 		tx.state = stCompleted
-		if req != nil {
-			ack := ackFor(req, res)
+		if m := res.parsed(); req != nil && m != nil {
+			ack := ackFor(req, m)
 			b := getBuf()
 			writeMessage(b, ack)
 			tx.ackData = append([]byte(nil), b.Bytes()...)
