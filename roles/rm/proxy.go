@@ -119,7 +119,7 @@ func (p *proxy) onRequest(req *sip.Request, from peer) {
 		key = txKey{branch: "2543|" + req.CallID().Value() + "|" + strconv.Itoa(int(req.CSeq().SeqNo)),
 			host: via.Host, port: via.Port, method: req.Method}
 	}
-	stx, created := p.newServerTx(key, req, from)
+	stx, created := p.newServerTx(key, req.Method, from)
 	if !created {
 		if stx != nil {
 			stx.retransmission()
@@ -509,6 +509,14 @@ func (p *proxy) onCancel(req *sip.Request, from peer) {
 	}
 }
 
+// onRaw offers a UDP message to the relays that work on bytes (see scan.go).
+func (p *proxy) onRaw(data []byte, from peer) bool {
+	if bytes.HasPrefix(data, sipVersionPrefix) {
+		return p.onRawResponse(data, from)
+	}
+	return p.onRawRequest(data, from)
+}
+
 // onRawResponse takes a UDP response of a client transaction from its bytes (see response).
 // It returns false for what it leaves to the parser and onResponse: responses it declines to
 // scan and responses without a transaction.
@@ -517,18 +525,18 @@ func (p *proxy) onRawResponse(data []byte, _ peer) bool {
 	if !ok {
 		return false
 	}
-	port := s.port
+	port := s.via.port
 	if port == 0 {
 		port = sip.DefaultUdpPort
 	}
-	if port != p.port || !bytes.EqualFold(s.host, p.hostBytes) {
+	if port != p.port || !bytes.EqualFold(s.via.host, p.hostBytes) {
 		return true // not through rm: dropped, as onResponse does
 	}
-	tx, ok := p.ctx.get(clientKey(bytesKey(s.branch), s.method))
+	tx, ok := p.ctx.get(clientKey(bytesKey(s.via.branch), s.method))
 	if !ok {
 		return false
 	}
-	tx.receive(&response{code: s.code, raw: data, via: s.via, parser: p.tp.resp})
+	tx.receive(&response{code: s.code, raw: data, via: s.via.remove, parser: p.tp.resp})
 	return true
 }
 

@@ -18,6 +18,7 @@ type relay struct {
 	p    *proxy
 	stx  *serverTx
 	orig *sip.Request // as received, routes popped; copied (shallowCopy) per attempt when routed to a pool
+	raw  *rawRequest  // instead of orig: a request inside a dialog relayed from its bytes
 	call *call        // the dialog for initial INVITEs
 
 	// Pool routing.
@@ -76,6 +77,14 @@ func (r *relay) tryNext() {
 		if r.attempts > 0 {
 			r.mu.Unlock()
 			r.finish(408, "")
+			return
+		}
+		if r.raw != nil {
+			r.attempts++
+			tx := p.newClientTxData(r.raw.data, r.raw.branch, r.raw.method, r.fixed, r.onResponse, r.onTimeout)
+			r.cur, r.curAny, r.curProv = tx, false, false
+			r.mu.Unlock()
+			tx.send()
 			return
 		}
 		fwd, dst = r.orig, r.fixed
@@ -143,10 +152,25 @@ func (r *relay) noAnswer(tx *clientTx) {
 }
 
 func (r *relay) callID() string {
-	if h := r.orig.CallID(); h != nil {
-		return h.Value()
+	if req := r.request(); req != nil && req.CallID() != nil {
+		return req.CallID().Value()
 	}
 	return ""
+}
+
+// request returns the request relayed, parsed.
+func (r *relay) request() *sip.Request {
+	if r.raw != nil {
+		return r.raw.parsed()
+	}
+	return r.orig
+}
+
+func (r *relay) isInvite() bool {
+	if r.raw != nil {
+		return r.raw.method == sip.INVITE
+	}
+	return r.orig.IsInvite()
 }
 
 // onTimeout is the current branch's Timer B, F or C, or a transport error.
@@ -219,7 +243,7 @@ func (r *relay) onResponse(tx *clientTx, req *sip.Request, res *response) {
 // done records the final answer of an initial INVITE.
 func (r *relay) done(code int) {
 	c := r.call
-	if c == nil || !r.orig.IsInvite() {
+	if c == nil || !r.isInvite() {
 		return
 	}
 	r.p.metrics.inviteResp.WithLabelValues(responseClass(code)).Inc()
@@ -257,8 +281,12 @@ func (r *relay) finishWith(code int, phrase string, retry bool) {
 		r.failTimer.Stop()
 	}
 	r.mu.Unlock()
-	res := gvpsip.NewResponse(r.orig, code, phrase)
-	if r.pool == "" && r.attempts > 0 {
+	req := r.request()
+	if req == nil {
+		return
+	}
+	res := gvpsip.NewResponse(req, code, phrase)
+	if r.pool == "" && r.attempts > 0 && r.raw == nil {
 		// The request was forwarded as is: the top Via is ours.
 		res.RemoveHeader("Via")
 	}

@@ -50,13 +50,13 @@ func TestScanResponseMatchesParser(t *testing.T) {
 		res := m.(*sip.Response)
 		via := res.Via()
 		br, _ := via.Params.Get("branch")
-		if s.code != res.StatusCode || s.method != res.CSeq().MethodName || string(s.branch) != br ||
-			!strings.EqualFold(string(s.host), via.Host) || s.port != via.Port {
-			t.Fatalf("case %d: scanned %d %s %s %s:%d, parsed %d %s %s %s:%d", i, s.code, s.method, s.branch, s.host,
-				s.port, res.StatusCode, res.CSeq().MethodName, br, via.Host, via.Port)
+		if s.code != res.StatusCode || s.method != res.CSeq().MethodName || string(s.via.branch) != br ||
+			!strings.EqualFold(string(s.via.host), via.Host) || s.via.port != via.Port {
+			t.Fatalf("case %d: scanned %d %s %s %s:%d, parsed %d %s %s %s:%d", i, s.code, s.method, s.via.branch, s.via.host,
+				s.via.port, res.StatusCode, res.CSeq().MethodName, br, via.Host, via.Port)
 		}
 		// Relayed in place, it is what relaying the parsed response gives.
-		raw := &response{code: s.code, raw: []byte(msg), via: s.via, parser: sip.NewParser()}
+		raw := &response{code: s.code, raw: []byte(msg), via: s.via.remove, parser: sip.NewParser()}
 		var in bytes.Buffer
 		raw.writeRelayed(&in)
 		var want bytes.Buffer
@@ -83,8 +83,8 @@ func TestScanResponseLWS(t *testing.T) {
 	msg := "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h:5060 ; rport ; BRANCH = z9hG4bKabc ;x\r\nCSeq: 7 \t BYE \r\n" +
 		"Content-Length: 0\r\n\r\n"
 	s, ok := scanResponse([]byte(msg))
-	if !ok || string(s.branch) != "z9hG4bKabc" || s.method != sip.BYE || s.port != 5060 || string(s.host) != "h" {
-		t.Fatalf("scanned %v: %q %s %s:%d", ok, s.branch, s.method, s.host, s.port)
+	if !ok || string(s.via.branch) != "z9hG4bKabc" || s.method != sip.BYE || s.via.port != 5060 || string(s.via.host) != "h" {
+		t.Fatalf("scanned %v: %q %s %s:%d", ok, s.via.branch, s.method, s.via.host, s.via.port)
 	}
 }
 
@@ -96,7 +96,7 @@ func TestRelayedKeepsOtherVias(t *testing.T) {
 		t.Fatal("declined")
 	}
 	var b bytes.Buffer
-	(&response{raw: msg, via: s.via}).writeRelayed(&b)
+	(&response{raw: msg, via: s.via.remove}).writeRelayed(&b)
 	want := strings.Replace(scanCases[2], "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1x2y3z.9f8e;rport=5060 ,  ", "", 1)
 	if b.String() != want {
 		t.Fatalf("relayed\n%q\nwant\n%q", b.String(), want)
@@ -157,8 +157,8 @@ func FuzzScanResponse(f *testing.F) {
 		// Where whitespace is allowed sipgo keeps it or drops the parameter (TestScanResponseLWS).
 		br, _ := res.Via().Params.Get("branch")
 		method := sip.RequestMethod(strings.TrimSpace(string(res.CSeq().MethodName)))
-		if s.code != res.StatusCode || s.method != method || (br != "" && br == strings.TrimSpace(br) && string(s.branch) != br) {
-			t.Fatalf("scanned %d %s %q, parsed %d %s %q", s.code, s.method, s.branch, res.StatusCode,
+		if s.code != res.StatusCode || s.method != method || (br != "" && br == strings.TrimSpace(br) && string(s.via.branch) != br) {
+			t.Fatalf("scanned %d %s %q, parsed %d %s %q", s.code, s.method, s.via.branch, res.StatusCode,
 				res.CSeq().MethodName, br)
 		}
 	})

@@ -253,7 +253,7 @@ func (r *RM) Start(ctx context.Context) error {
 	}
 	p.pools = newPools(p)
 	p.tp = newTransport(lis, r.cfg.SIP.MaxMessageSize, r.cfg.SIP.MaxTCPConnections, log, p.handle, p.onBad)
-	p.tp.response = p.onRawResponse
+	p.tp.inPlace = p.onRaw
 	r.px = p
 	p.pools.update(p.source.Snapshot())
 	p.source.OnChange(func(s *confmodel.Snapshot) {

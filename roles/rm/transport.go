@@ -67,9 +67,9 @@ type transport struct {
 	resp   *sip.Parser // UDP responses
 	handle msgHandler
 	bad    badHandler
-	// response, when set, is offered each UDP response before it is parsed; it returns
-	// false for those it leaves to the parser.
-	response func(data []byte, from peer) bool
+	// inPlace, when set, is offered each UDP message before it is parsed; it returns false for
+	// those it leaves to the parser.
+	inPlace func(data []byte, from peer) bool
 	maxConns int
 
 	mu     sync.Mutex
@@ -140,11 +140,11 @@ func (t *transport) readUDP() {
 			continue
 		}
 		from := peer{proto: gvpsip.UDP, addr: unmap(addr)}
+		if t.inPlace != nil && t.inPlace(data, from) {
+			continue
+		}
 		parser := t.parser
 		if bytes.HasPrefix(data, sipVersionPrefix) {
-			if t.response != nil && t.response(data, from) {
-				continue
-			}
 			parser = t.resp
 		}
 		msg, err := parser.ParseSIP(data)

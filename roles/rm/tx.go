@@ -131,15 +131,15 @@ type serverTx struct {
 	relay    *relay      // the forwarding in progress, for CANCEL
 }
 
-// newServerTx starts the server transaction of req. When req is a retransmission it returns
+// newServerTx starts the server transaction of a request. When it is a retransmission it returns
 // false and the transaction it belongs to, or nil when that one is retired (its last response,
 // if any, then already went to src again).
-func (p *proxy) newServerTx(key txKey, req *sip.Request, src peer) (*serverTx, bool) {
+func (p *proxy) newServerTx(key txKey, method sip.RequestMethod, src peer) (*serverTx, bool) {
 	if p.absorbRetired(key, src) {
 		return nil, false
 	}
-	tx := &serverTx{p: p, key: key, src: src, invite: req.IsInvite(), start: time.Now(),
-		method: string(req.Method), state: stProceeding}
+	tx := &serverTx{p: p, key: key, src: src, invite: method == sip.INVITE, start: time.Now(),
+		method: string(method), state: stProceeding}
 	got, loaded := p.stx.getOrPut(key, tx)
 	if loaded {
 		return got, false
@@ -364,8 +364,17 @@ func (p *proxy) newClientTx(req *sip.Request, branch string, dst peer, onResp re
 	writeMessage(b, req)
 	data := append([]byte(nil), b.Bytes()...)
 	putBuf(b)
-	return &clientTx{p: p, branch: branch, key: clientKey(branch, req.Method), dst: dst, invite: req.IsInvite(),
-		req: req, data: data, state: stCalling, onResp: onResp, onTimeout: onTimeout}
+	tx := p.newClientTxData(data, branch, req.Method, dst, onResp, onTimeout)
+	tx.req = req
+	return tx
+}
+
+// newClientTxData prepares a client transaction sending data, a request of method whose top
+// Via is ours, with branch. Without the request as an object it cannot ACK or CANCEL: it is
+// for requests other than INVITE.
+func (p *proxy) newClientTxData(data []byte, branch string, method sip.RequestMethod, dst peer, onResp respFunc, onTimeout func(*clientTx)) *clientTx {
+	return &clientTx{p: p, branch: branch, key: clientKey(branch, method), dst: dst, invite: method == sip.INVITE,
+		data: data, state: stCalling, onResp: onResp, onTimeout: onTimeout}
 }
 
 // send registers tx and sends its request.
