@@ -52,7 +52,7 @@ func TestInPlaceMatchesObjectPath(t *testing.T) {
 			headers: "Route: " + ours + "\r\nMax-Forwards: 70\r\n" + dialog + "CSeq: 2 BYE\r\n", via: stdVia, inPlace: true},
 		{name: "ACK two Routes on a line", reqLine: "ACK sip:mcp@10.9.9.9:5999 SIP/2.0",
 			headers: "Max-Forwards: 5\r\nRoute: " + ours + " , <sip:" + nextAddr + ";lr>\r\n" + dialog + "CSeq: 1 ACK\r\n",
-			via: stdVia, inPlace: true},
+			via:     stdVia, inPlace: true},
 		{name: "INFO double record-route", reqLine: "INFO sip:mcp@" + nextAddr + " SIP/2.0",
 			headers: "Route: <sip:" + rm + ";transport=tcp;lr>\r\nRoute: " + ours + "\r\nMax-Forwards: 70\r\n" + dialog +
 				"CSeq: 3 INFO\r\nContent-Type: application/dtmf-relay\r\n", body: "Signal=5\r\nDuration=160\r\n",
@@ -63,7 +63,7 @@ func TestInPlaceMatchesObjectPath(t *testing.T) {
 			via: "v: SIP/2.0/UDP caller.example.com:5062;branch=z9hG4bK-%s\r\n", inPlace: true},
 		{name: "Via already stamped", reqLine: "BYE sip:mcp@" + nextAddr + " SIP/2.0",
 			headers: "Route: " + ours + "\r\nMax-Forwards: 70\r\n" + dialog + "CSeq: 5 BYE\r\n",
-			via: fmt.Sprintf("Via: SIP/2.0/UDP 127.0.0.1:%d;received=127.0.0.1;branch=z9hG4bK-%%s\r\n", cport)},
+			via:     fmt.Sprintf("Via: SIP/2.0/UDP 127.0.0.1:%d;received=127.0.0.1;branch=z9hG4bK-%%s\r\n", cport)},
 		{name: "no Max-Forwards", reqLine: "BYE sip:mcp@" + nextAddr + " SIP/2.0",
 			headers: "Route: " + ours + "\r\n" + dialog + "CSeq: 6 BYE\r\n", via: stdVia},
 	}

@@ -69,7 +69,7 @@ type transport struct {
 	bad    badHandler
 	// inPlace, when set, is offered each UDP message before it is parsed; it returns false for
 	// those it leaves to the parser.
-	inPlace func(data []byte, from peer) bool
+	inPlace  func(data []byte, from peer) bool
 	maxConns int
 
 	mu     sync.Mutex
