@@ -66,6 +66,14 @@ func (p *proxy) onRawRequest(data []byte, from peer) bool {
 		from.proto != gvpsip.UDP {
 		return false
 	}
+	if s.method == sip.ACK {
+		// The ACK of a non-2xx rm relayed is absorbed, before any routing (its Request-URI
+		// may not even resolve); confirming twice is harmless if the object path checks too.
+		key := txKey{branch: bytesKey(s.via.branch), host: bytesKey(s.via.host), port: s.via.port, method: sip.INVITE}
+		if stx, found := p.stx.get(key); found && stx.ack() {
+			return true
+		}
+	}
 	ru, ok := scanURI(s.ruri)
 	if !ok || p.isOursScanned(ru) {
 		return false
@@ -97,12 +105,6 @@ func (p *proxy) onRawRequest(data []byte, from peer) bool {
 		return false
 	}
 
-	if s.method == sip.ACK {
-		key := txKey{branch: bytesKey(s.via.branch), host: bytesKey(s.via.host), port: s.via.port, method: sip.INVITE}
-		if stx, found := p.stx.get(key); found && stx.ack() {
-			return true // the ACK of a non-2xx rm relayed: absorbed
-		}
-	}
 	var edits [maxScannedRoutes + 4]edit
 	n := 0
 	var ip [48]byte

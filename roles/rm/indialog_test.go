@@ -176,6 +176,50 @@ func FuzzScanRequest(f *testing.F) {
 			if br, _ := v.Params.Get("branch"); br != "" && br == strings.TrimSpace(br) && br != string(s.via.branch) {
 				t.Fatalf("branch %q, sipgo %q", s.via.branch, br)
 			}
+			// The transaction key must come out the same on both paths (an ACK relayed in
+			// place finds the INVITE's transaction made on the object path).
+			if v.Host != string(s.via.host) || v.Port != s.via.port {
+				t.Fatalf("sent-by %s:%d, sipgo %s:%d", s.via.host, s.via.port, v.Host, v.Port)
+			}
 		}
 	})
+}
+
+// TestNonSuccessACKAbsorbed: the ACK of an error rm relayed ends rm's retransmissions of the
+// error and goes no further, even when its Request-URI is not rm's (the caller sent the INVITE
+// through rm by a Route), which is the path that relays in place.
+func TestNonSuccessACKAbsorbed(t *testing.T) {
+	mcp := newFakeMCP(t, 486)
+	r, _, _, _ := startRM(t, nil, baseDocs+mcpDoc("mcp-0", mcp.addr()))
+	rm := r.SIPAddr()
+	caller := newTestUA(t)
+	beyond, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer beyond.Close()
+
+	id := fmt.Sprintf("ack-%d@test", time.Now().UnixNano())
+	ruri := "sip:5551000@" + beyond.LocalAddr().String() + ";gvp-tenant-id=80dd"
+	head := " " + ruri + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + caller.addr() + ";branch=z9hG4bK-" + id + ";rport\r\n" +
+		"Route: <sip:" + rm + ";lr>\r\nMax-Forwards: 70\r\nFrom: <sip:caller@127.0.0.1>;tag=c1\r\nCall-ID: " + id + "\r\n"
+	caller.send(rm, "INVITE"+head+"To: <sip:5551000@127.0.0.1>\r\nCSeq: 1 INVITE\r\n"+
+		"Contact: <sip:caller@"+caller.addr()+">\r\nContent-Length: 0\r\n\r\n")
+	busy := caller.recvResponse(200)
+	if busy.StatusCode != 486 {
+		t.Fatalf("got %d, want 486", busy.StatusCode)
+	}
+	caller.send(rm, "ACK"+head+busy.To().String()+"\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+
+	// rm retransmits the 486 every T1 until the ACK: none may come now.
+	select {
+	case m := <-caller.msgs:
+		t.Fatalf("after the ACK rm sent\n%s", m)
+	case <-time.After(1200 * time.Millisecond):
+	}
+	_ = beyond.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _, err := beyond.ReadFromUDP(make([]byte, 2048)); err == nil {
+		t.Fatalf("the ACK went past rm (%d bytes)", n)
+	}
 }
