@@ -3,6 +3,7 @@ package rm
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -63,5 +64,15 @@ func TestMemoryPerDialog(t *testing.T) {
 	}
 	if a := r.px.pools.all["a"].active.Load(); a != 0 {
 		t.Fatalf("member active %d after every call ended", a)
+	}
+	// No transaction is left as an object: the answered ones are in the retired table, one
+	// INVITE and one BYE per call, until 64*T1 has passed.
+	waitFor(t, "transactions to end", func() bool { return r.px.stx.len() == 0 && r.px.ctx.len() == 0 })
+	if got := r.px.retired.len(); got != 2*(n+1) {
+		t.Fatalf("%d retired transactions, want %d", got, 2*(n+1))
+	}
+	r.px.retired.expire(time.Now().Add(timer64T1 + time.Second))
+	if got := r.px.retired.len(); got != 0 {
+		t.Fatalf("%d retired transactions left after 64*T1", got)
 	}
 }

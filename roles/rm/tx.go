@@ -85,6 +85,18 @@ func (t *txTable[T]) get(k txKey) (T, bool) {
 	return v, ok
 }
 
+// len returns the number of transactions in the table.
+func (t *txTable[T]) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
+
 func (t *txTable[T]) del(k txKey) {
 	s := &t.shards[t.shard(k)]
 	s.mu.Lock()
