@@ -389,3 +389,41 @@ func BenchmarkSerialize(b *testing.B) {
 		}
 	})
 }
+
+// benchBye is a BYE inside a dialog as a caller sends it back through rm.
+var benchBye = []byte("BYE sip:dialog@127.0.0.1:5070 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK-524287-1---9a8b7c6d5e4f3a2b;rport\r\n" +
+	"Route: <sip:127.0.0.1:5060;transport=udp;lr>\r\n" +
+	"Max-Forwards: 70\r\n" +
+	"From: \"caller\" <sip:4155551234@127.0.0.1:5090>;tag=8c4a2f11\r\n" +
+	"To: <sip:5551000@127.0.0.1:5060>;tag=mcp-1\r\n" +
+	"Call-ID: 3c26700d8b1f4e3a9a2e@127.0.0.1\r\n" +
+	"CSeq: 2 BYE\r\n" +
+	"Content-Length: 0\r\n\r\n")
+
+// BenchmarkScan measures reading in place what rm relays a 180 and a BYE on (scan.go), the
+// counterpart of BenchmarkParse for the messages that take that path.
+func BenchmarkScan(b *testing.B) {
+	b.Run("180", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(benchRinging)))
+		for i := 0; i < b.N; i++ {
+			if _, ok := scanResponse(benchRinging); !ok {
+				b.Fatal("declined")
+			}
+		}
+	})
+	b.Run("bye", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(benchBye)))
+		for i := 0; i < b.N; i++ {
+			s, ok := scanRequest(benchBye)
+			if !ok {
+				b.Fatal("declined")
+			}
+			if _, ok := scanURI(s.routes[0].uri); !ok {
+				b.Fatal("route declined")
+			}
+		}
+	})
+}

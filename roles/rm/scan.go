@@ -24,7 +24,7 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // bytesEq reports whether b equals s ignoring ASCII case.
 func bytesEq(b []byte, s string) bool {
-	return bytes.EqualFold(b, unsafe.Slice(unsafe.StringData(s), len(s)))
+	return len(b) == len(s) && bytes.EqualFold(b, unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 // headerIs reports whether name is the header full (or its compact form, when not "").
@@ -33,7 +33,23 @@ func headerIs(name []byte, full, compact string) bool {
 }
 
 // trimLWS trims spaces and tabs.
-func trimLWS(b []byte) []byte { return bytes.Trim(b, " \t") }
+func trimLWS(b []byte) []byte { return trimRightLWS(trimLeftLWS(b)) }
+
+// trimLeftLWS trims leading spaces and tabs (bytes.TrimLeft builds its cutset at every call).
+func trimLeftLWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
+}
+
+// trimRightLWS trims trailing spaces and tabs.
+func trimRightLWS(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
 
 // scannedHeader is one header line met by scanHeaders.
 type scannedHeader struct {
@@ -64,8 +80,8 @@ func scanHeaders(b []byte, pos int, f func(h scannedHeader) bool) (int, bool) {
 			return 0, false
 		}
 		raw := line[colon+1:]
-		val := bytes.TrimLeft(raw, " \t")
-		h := scannedHeader{name: bytes.TrimRight(line[:colon], " \t"), value: bytes.TrimRight(val, " \t"),
+		val := trimLeftLWS(raw)
+		h := scannedHeader{name: trimRightLWS(line[:colon]), value: trimRightLWS(val),
 			vs: pos + colon + 1 + len(raw) - len(val), line: [2]int{pos, pos + e + 2}}
 		if !f(h) {
 			return 0, false
@@ -109,11 +125,11 @@ func scanTopVia(b []byte, h scannedHeader, v *viaScan) bool {
 		return false
 	}
 	top, rest, more := bytes.Cut(val, comma)
-	top = bytes.TrimRight(top, " \t")
+	top = trimRightLWS(top)
 	v.end = h.vs + len(top)
 	v.remove = h.line
 	if more {
-		rest = bytes.TrimLeft(rest, " \t")
+		rest = trimLeftLWS(rest)
 		if len(rest) == 0 {
 			return false
 		}
@@ -168,12 +184,12 @@ func scanTopVia(b []byte, h scannedHeader, v *viaScan) bool {
 		for i < len(top) && top[i] != ';' {
 			i++
 		}
-		param := bytes.TrimRight(top[ps:i], " \t")
+		param := trimRightLWS(top[ps:i])
 		name, pv, hasValue := bytes.Cut(param, []byte("="))
-		name = bytes.TrimRight(name, " \t")
+		name = trimRightLWS(name)
 		switch {
 		case bytesEq(name, "branch"):
-			pv = bytes.TrimLeft(pv, " \t")
+			pv = trimLeftLWS(pv)
 			if v.branch != nil || len(pv) == 0 {
 				return false
 			}
@@ -231,7 +247,7 @@ func scanCSeq(v []byte) (uint32, sip.RequestMethod, bool) {
 	if n == 0 || n > 10 || seq > 1<<32-1 || n == len(v) || (v[n] != ' ' && v[n] != '\t') {
 		return 0, "", false
 	}
-	m, ok := methodOf(bytes.TrimLeft(v[n:], " \t"))
+	m, ok := methodOf(trimLeftLWS(v[n:]))
 	return uint32(seq), m, ok
 }
 

@@ -6,7 +6,8 @@
 #
 # Usage: scripts/bench/rm.sh [rates...]     (default rates: 1000 2000 3000 4000 5000 6000 8000)
 # Env:   STEP_SECONDS (default 4): duration of each rate step.
-#        PROXIES (default "gvp kamailio"): the proxies to measure, in order.
+#        PROXIES (default "gvp kamailio"): the proxies to measure; at each rate they take
+#          turns, the first alternating from one rate to the next.
 #        BENCH_BIN: a gvp binary to use instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -117,29 +118,33 @@ run_step() {
   echo "$failed $p99"
 }
 
-bench() { # name port pid
-  local name=$1 port=$2 pid=$3 best=0 bestp99=n/a
-  for r in $RATES; do
-    local t0 t1 res failed p99
-    t0=$(group_ticks "$pid")
-    res=$(run_step "$port" "$r"); failed=${res% *}; p99=${res#* }
-    t1=$(group_ticks "$pid")
-    local cpu_us=$(( (t1 - t0) * 10000 / (r * STEP) ))
-    printf '%-9s %6d calls/s: failed=%-6s p99=%s ms  cpu/call=%d us\n' "$name" "$r" "$failed" "$p99" "$cpu_us" >&2
-    if [ "$failed" = 0 ]; then best=$r; bestp99=$p99; else break; fi
-    sleep 2
-  done
-  echo "$best $bestp99"
+# step NAME RATE: one rate step through proxy NAME; prints the line and records the result.
+declare -A BEST=() BESTP99=() DONE=() PORT=([gvp]=$RM [kamailio]=$KAM) PID=([gvp]=$RMPID [kamailio]=$KAMPID)
+declare -A LABEL=([gvp]=gvp-rm [kamailio]=kamailio)
+step() {
+  local name=$1 r=$2 t0 t1 res failed p99
+  t0=$(group_ticks "${PID[$name]}")
+  res=$(run_step "${PORT[$name]}" "$r"); failed=${res% *}; p99=${res#* }
+  t1=$(group_ticks "${PID[$name]}")
+  local cpu_us=$(( (t1 - t0) * 10000 / (r * STEP) ))
+  printf '%-9s %6d calls/s: failed=%-6s p99=%s ms  cpu/call=%d us\n' "${LABEL[$name]}" "$r" "$failed" "$p99" "$cpu_us" >&2
+  if [ "$failed" = 0 ]; then BEST[$name]=$r; BESTP99[$name]=$p99; else DONE[$name]=1; fi
+  sleep 2
 }
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-gvp="0 n/a" kam="0 n/a"
-for p in $PROXIES; do
-  case $p in
-    gvp) gvp=$(bench gvp-rm $RM $RMPID) ;;
-    kamailio) kam=$(bench kamailio $KAM $KAMPID) ;;
-  esac
+# The proxies take turns at each rate, the first one alternating, so that the machine's drift
+# (other work, temperature) does not favour one of them; a proxy stops at its first failure.
+order=($PROXIES)
+for r in $RATES; do
+  for p in "${order[@]}"; do
+    [ -z "${DONE[$p]:-}" ] && step "$p" "$r"
+  done
+  [ ${#order[@]} -gt 1 ] && order=("${order[1]}" "${order[0]}")
+  all=1; for p in $PROXIES; do [ -z "${DONE[$p]:-}" ] && all=0; done
+  [ $all = 1 ] && break
 done
+gvp="${BEST[gvp]:-0} ${BESTP99[gvp]:-n/a}" kam="${BEST[kamailio]:-0} ${BESTP99[kamailio]:-n/a}"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo
 printf 'gvp rm:   %s calls/s with 0 failures, p99 %s ms\n' "${gvp% *}" "${gvp#* }"
