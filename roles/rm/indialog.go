@@ -205,17 +205,7 @@ func (p *proxy) isOursScanned(u uriScan) bool {
 // scannedHop is where a request whose next hop is u goes: u's transport, else popped, else
 // UDP; u's port, else 5060.
 func (p *proxy) scannedHop(u uriScan, popped string) (peer, bool) {
-	tr := u.transport
-	if tr == "" {
-		tr = popped
-	}
-	if tr == "" {
-		tr = gvpsip.UDP
-	}
-	port := u.port
-	if port == 0 {
-		port = sip.DefaultUdpPort
-	}
+	tr, port := hopTransportPort(u.transport, popped, u.port)
 	if a, err := netip.ParseAddr(bytesKey(u.host)); err == nil {
 		return peer{proto: tr, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))}, true
 	}

@@ -303,21 +303,28 @@ func (p *proxy) nextHop(req *sip.Request, popped string) (peer, error) {
 			tr = strings.ToLower(t)
 		}
 	}
+	tr, port := hopTransportPort(tr, popped, u.Port)
+	a, err := resolve(context.Background(), u.Host, port)
+	if err != nil {
+		return peer{}, err
+	}
+	return peer{proto: tr, addr: a}, nil
+}
+
+// hopTransportPort is how a next-hop URI with transport parameter tr (lower case, "" when
+// absent) and port (0 when absent) is reached: tr, else popped (the transport of rm's
+// Record-Route facing that side), else UDP; port, else 5060.
+func hopTransportPort(tr, popped string, port int) (string, int) {
 	if tr == "" {
 		tr = popped
 	}
 	if tr == "" {
 		tr = gvpsip.UDP
 	}
-	port := u.Port
 	if port == 0 {
 		port = sip.DefaultUdpPort
 	}
-	a, err := resolve(context.Background(), u.Host, port)
-	if err != nil {
-		return peer{}, err
-	}
-	return peer{proto: tr, addr: a}, nil
+	return tr, port
 }
 
 // forwardInDialog relays a request inside a dialog along its Route set (never re-mapped).
@@ -532,7 +539,7 @@ func (p *proxy) onRawResponse(data []byte, _ peer) bool {
 	if port != p.port || !bytes.EqualFold(s.via.host, p.hostBytes) {
 		return true // not through rm: dropped, as onResponse does
 	}
-	tx, ok := p.ctx.get(clientKey(bytesKey(s.via.branch), s.method))
+	tx, ok := p.ctx.get(clientKey(bytesKey(s.via.branch), s.seqMethod))
 	if !ok {
 		return false
 	}

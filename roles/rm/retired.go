@@ -3,7 +3,6 @@ package rm
 import (
 	"hash/maphash"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -25,8 +24,7 @@ type retiredTable struct {
 }
 
 type retiredShard struct {
-	mu    sync.Mutex
-	m     map[uint64]retiredEntry
+	lockedMap[uint64, retiredEntry]
 	queue []retiredRef // in insertion order, so in expiry order: every entry lives ttl
 	head  int
 }
@@ -114,10 +112,7 @@ func (t *retiredTable) expire(now time.Time) {
 func (t *retiredTable) len() int {
 	n := 0
 	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
+		n += t.shards[i].size()
 	}
 	return n
 }

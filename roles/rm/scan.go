@@ -251,11 +251,53 @@ func scanCSeq(v []byte) (uint32, sip.RequestMethod, bool) {
 	return uint32(seq), m, ok
 }
 
+// commonScan is what every scanned message needs: its top Via, its CSeq method and its
+// Content-Length.
+type commonScan struct {
+	via       viaScan
+	seqMethod sip.RequestMethod
+	clen      int // -1 until seen
+	sawVia    bool
+	sawCSeq   bool
+}
+
+// header reads h when it is one of the common headers (handled); ok is false when it is
+// malformed or repeated.
+func (c *commonScan) header(b []byte, h scannedHeader) (handled, ok bool) {
+	switch {
+	case headerIs(h.name, "via", "v"):
+		if c.sawVia {
+			return true, true // only the top one matters
+		}
+		c.sawVia = true
+		return true, scanTopVia(b, h, &c.via)
+	case headerIs(h.name, "cseq", ""):
+		if c.sawCSeq {
+			return true, false
+		}
+		c.sawCSeq = true
+		_, c.seqMethod, ok = scanCSeq(h.value)
+		return true, ok
+	case headerIs(h.name, "content-length", "l"):
+		if c.clen >= 0 {
+			return true, false
+		}
+		c.clen, ok = scanContentLength(h.value)
+		return true, ok
+	}
+	return false, true
+}
+
+// complete reports whether the Via and CSeq were there and the body, from offset body, is as
+// long as the Content-Length says.
+func (c *commonScan) complete(b []byte, body int) bool {
+	return c.sawVia && c.sawCSeq && c.clen == len(b)-body
+}
+
 // scannedResponse is what rm routes a response on.
 type scannedResponse struct {
-	code   int
-	method sip.RequestMethod // of the CSeq
-	via    viaScan
+	commonScan
+	code int
 }
 
 // scanResponse reads a response's status code, top Via and CSeq method, and checks its
@@ -270,35 +312,12 @@ func scanResponse(b []byte) (s scannedResponse, ok bool) {
 	if eol < 0 || bytes.IndexByte(b[:eol], '\n') >= 0 {
 		return s, false
 	}
-	clen := -1
-	var sawVia, sawCSeq bool
+	s.clen = -1
 	body, ok := scanHeaders(b, eol+2, func(h scannedHeader) bool {
-		switch {
-		case headerIs(h.name, "via", "v"):
-			if sawVia {
-				return true
-			}
-			sawVia = true
-			return scanTopVia(b, h, &s.via)
-		case headerIs(h.name, "cseq", ""):
-			if sawCSeq {
-				return false
-			}
-			sawCSeq = true
-			var ok bool
-			_, s.method, ok = scanCSeq(h.value)
-			return ok
-		case headerIs(h.name, "content-length", "l"):
-			if clen >= 0 {
-				return false
-			}
-			var ok bool
-			clen, ok = scanContentLength(h.value)
-			return ok
-		}
-		return true
+		_, ok := s.header(b, h)
+		return ok
 	})
-	return s, ok && sawVia && sawCSeq && clen == len(b)-body
+	return s, ok && s.complete(b, body)
 }
 
 // maxScannedRoutes is the most Route values the request scanner keeps; more are declined.
@@ -314,18 +333,17 @@ type routeScan struct {
 
 // scannedRequest is what rm relays a request inside a dialog on.
 type scannedRequest struct {
-	method    sip.RequestMethod
-	lineEnd   int // end of the request line, CRLF included
-	ruri      []byte
-	via       viaScan
-	routes    [maxScannedRoutes]routeScan
-	nroutes   int
-	mf        [2]int // the Max-Forwards value in the message; zero when absent
-	mfVal     int
-	callID    []byte
-	seqMethod sip.RequestMethod
-	fromTag   []byte // nil when absent
-	toTag     []byte // nil when absent
+	commonScan
+	method  sip.RequestMethod
+	lineEnd int // end of the request line, CRLF included
+	ruri    []byte
+	routes  [maxScannedRoutes]routeScan
+	nroutes int
+	mf      [2]int // the Max-Forwards value in the message; zero when absent
+	mfVal   int
+	callID  []byte
+	fromTag []byte // nil when absent
+	toTag   []byte // nil when absent
 }
 
 // scanRequest reads a request's line, top Via, Route values, Max-Forwards, Call-ID, CSeq and
@@ -341,17 +359,13 @@ func scanRequest(b []byte) (s scannedRequest, ok bool) {
 	if s.method, ok = methodOf(m); !ok || len(ruri) == 0 || string(version) != "SIP/2.0" {
 		return s, false
 	}
-	s.ruri, s.lineEnd = ruri, eol+2
-	clen := -1
-	var sawVia, sawCSeq, sawCallID, sawFrom, sawTo bool
+	s.ruri, s.lineEnd, s.clen = ruri, eol+2, -1
+	var sawCallID, sawFrom, sawTo bool
 	body, ok := scanHeaders(b, eol+2, func(h scannedHeader) bool {
+		if handled, ok := s.header(b, h); handled {
+			return ok
+		}
 		switch {
-		case headerIs(h.name, "via", "v"):
-			if sawVia {
-				return true
-			}
-			sawVia = true
-			return scanTopVia(b, h, &s.via)
 		case headerIs(h.name, "route", ""):
 			return scanRoutes(h, &s)
 		case headerIs(h.name, "max-forwards", ""):
@@ -367,41 +381,14 @@ func scanRequest(b []byte) (s scannedRequest, ok bool) {
 				return false
 			}
 			sawCallID, s.callID = true, h.value
-		case headerIs(h.name, "cseq", ""):
-			if sawCSeq {
-				return false
-			}
-			sawCSeq = true
-			var ok bool
-			_, s.seqMethod, ok = scanCSeq(h.value)
-			return ok
 		case headerIs(h.name, "from", "f"):
-			if sawFrom {
-				return false
-			}
-			sawFrom = true
-			var ok bool
-			s.fromTag, ok = scanTag(h.value)
-			return ok
+			return scanTagOnce(h.value, &sawFrom, &s.fromTag)
 		case headerIs(h.name, "to", "t"):
-			if sawTo {
-				return false
-			}
-			sawTo = true
-			var ok bool
-			s.toTag, ok = scanTag(h.value)
-			return ok
-		case headerIs(h.name, "content-length", "l"):
-			if clen >= 0 {
-				return false
-			}
-			var ok bool
-			clen, ok = scanContentLength(h.value)
-			return ok
+			return scanTagOnce(h.value, &sawTo, &s.toTag)
 		}
 		return true
 	})
-	return s, ok && sawVia && sawCSeq && sawCallID && sawFrom && sawTo && clen == len(b)-body
+	return s, ok && sawCallID && sawFrom && sawTo && s.complete(b, body)
 }
 
 // scanRoutes adds the values of the Route header h: name-addrs, as RFC 3261 requires of
@@ -433,6 +420,17 @@ func scanRoutes(h scannedHeader, s *scannedRequest) bool {
 		}
 		r.next = h.vs + i
 	}
+}
+
+// scanTagOnce reads the tag of a From or To header into tag, refusing a second header.
+func scanTagOnce(v []byte, saw *bool, tag *[]byte) bool {
+	if *saw {
+		return false
+	}
+	*saw = true
+	var ok bool
+	*tag, ok = scanTag(v)
+	return ok
 }
 
 // scanTag returns the tag parameter of a From or To value, nil when it has none. A value
@@ -482,7 +480,7 @@ func scanURI(u []byte) (s uriScan, ok bool) {
 	for i < len(u) && u[i] != ':' && u[i] != ';' {
 		i++
 	}
-	if i == 0 || u[0] == '[' || bytes.IndexAny(u[:i], " \t<>,\"") >= 0 {
+	if i == 0 || u[0] == '[' || bytes.ContainsAny(u[:i], " \t<>,\"") {
 		return s, false
 	}
 	s.host = u[:i]

@@ -49,10 +49,19 @@ type txKey struct {
 // txTable is a sharded map of transactions.
 type txTable[T any] struct {
 	seed   maphash.Seed
-	shards [64]struct {
-		mu sync.Mutex
-		m  map[txKey]T
-	}
+	shards [64]lockedMap[txKey, T]
+}
+
+// lockedMap is a map with its lock: a shard of a table.
+type lockedMap[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]V
+}
+
+func (l *lockedMap[K, V]) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
 }
 
 func newTxTable[T any]() *txTable[T] {
@@ -89,10 +98,7 @@ func (t *txTable[T]) get(k txKey) (T, bool) {
 func (t *txTable[T]) len() int {
 	n := 0
 	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
+		n += t.shards[i].size()
 	}
 	return n
 }
