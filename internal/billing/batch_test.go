@@ -71,20 +71,31 @@ func TestSpoolAppendBatchStopsAtBadRecord(t *testing.T) {
 	}
 }
 
-// ackingTransport acknowledges everything.
-type ackingTransport struct{}
+// heldTransport holds every send until released, then acknowledges, so that what was spooled
+// stays in the spool for the test to read (a transport that acknowledged at once would let
+// the forwarder remove records before the test looks).
+type heldTransport struct{ release chan struct{} }
 
-func (ackingTransport) Send(context.Context, ...bus.Message) error { return nil }
+func (h heldTransport) Send(ctx context.Context, _ ...bus.Message) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.release:
+		return nil
+	}
+}
 
 // TestPublishBatch: valid records of a batch are spooled in order even when one is invalid,
 // and the error names the invalid one.
 func TestPublishBatch(t *testing.T) {
 	cfg := DefaultSpooledConfig(t.TempDir())
-	p, err := NewSpooledPublisher(cfg, ackingTransport{})
+	held := heldTransport{release: make(chan struct{})}
+	p, err := NewSpooledPublisher(cfg, held)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	defer close(held.release)
 	now := time.Now().UTC()
 	good := func(id string) *CDR {
 		return &CDR{ID: id, SessionID: "s-" + id, Component: ComponentRM, State: StateInProgress, Start: now}
