@@ -212,7 +212,22 @@ func TestNonSuccessACKAbsorbed(t *testing.T) {
 	}
 	caller.send(rm, "ACK"+head+busy.To().String()+"\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
 
-	// rm retransmits the 486 every T1 until the ACK: none may come now.
+	// The ACK confirms the INVITE's transaction, which stops retransmitting the 486 (every T1
+	// until then): once confirmed, none may come (one sent just before may still be on its way).
+	key := txKey{branch: "z9hG4bK-" + id, host: "127.0.0.1", port: caller.port(), method: sip.INVITE}
+	waitFor(t, "the ACK to confirm the transaction", func() bool {
+		stx, ok := r.px.stx.get(key)
+		if !ok {
+			return false
+		}
+		stx.mu.Lock()
+		defer stx.mu.Unlock()
+		return stx.state == stConfirmed
+	})
+	time.Sleep(50 * time.Millisecond)
+	for len(caller.msgs) > 0 {
+		<-caller.msgs
+	}
 	select {
 	case m := <-caller.msgs:
 		t.Fatalf("after the ACK rm sent\n%s", m)
