@@ -27,7 +27,13 @@ type retiredShard struct {
 	lockedMap[uint64, retiredEntry]
 	queue []retiredRef // in insertion order, so in expiry order: every entry lives ttl
 	head  int
+	peak  int // the most entries m held since it was made
 }
+
+// retiredShrinkAbove is the peak from which a shard's map is remade once it has shrunk to a
+// quarter of it: a Go map keeps the room of its largest size, and after a burst of calls that
+// would stay allocated for good.
+const retiredShrinkAbove = 4096
 
 type retiredEntry struct {
 	expires int64  // unix nanoseconds
@@ -70,6 +76,7 @@ func (t *retiredTable) put(k txKey, last []byte, now time.Time) {
 	s := &t.shards[key&15]
 	s.mu.Lock()
 	s.m[key] = retiredEntry{expires: exp, last: last}
+	s.peak = max(s.peak, len(s.m))
 	s.queue = append(s.queue, retiredRef{key: key, expires: exp})
 	s.mu.Unlock()
 }
@@ -97,12 +104,23 @@ func (t *retiredTable) expire(now time.Time) {
 			}
 			s.head++
 		}
-		// Reclaim the consumed part of the queue once it is the larger part.
-		if s.head > 1024 && s.head*2 > len(s.queue) {
+		// Reclaim the consumed part of the queue once it is the larger part, and the room of
+		// a large one once it is empty.
+		switch {
+		case s.head == len(s.queue) && cap(s.queue) > retiredShrinkAbove:
+			s.queue, s.head = nil, 0
+		case s.head == len(s.queue):
+			s.queue, s.head = s.queue[:0], 0
+		case s.head > 1024 && s.head*2 > len(s.queue):
 			s.queue = append(s.queue[:0:0], s.queue[s.head:]...)
 			s.head = 0
-		} else if s.head == len(s.queue) {
-			s.queue, s.head = s.queue[:0], 0
+		}
+		if s.peak > retiredShrinkAbove && len(s.m) <= s.peak/4 {
+			m := make(map[uint64]retiredEntry, len(s.m))
+			for k, e := range s.m {
+				m[k] = e
+			}
+			s.m, s.peak = m, len(m)
 		}
 		s.mu.Unlock()
 	}

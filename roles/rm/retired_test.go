@@ -1,6 +1,8 @@
 package rm
 
 import (
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -63,5 +65,39 @@ func TestRetiredTableReclaimsQueue(t *testing.T) {
 	}
 	if n := tab.len(); n != queued || n > 1200 {
 		t.Fatalf("%d remembered, %d queued; want about one second's worth (1000)", n, queued)
+	}
+}
+
+// TestRetiredTableReturnsMemory: after a burst, once its transactions expire, the table gives
+// its memory back (a Go map alone would keep the room of its largest size).
+func TestRetiredTableReturnsMemory(t *testing.T) {
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	tab := newRetiredTable(time.Second)
+	now := time.Unix(1000, 0)
+	before := heap()
+	for i := 0; i < 300000; i++ {
+		tab.put(txKey{branch: "z9hG4bK" + strconv.Itoa(i), method: "INVITE"}, nil, now)
+	}
+	during := heap()
+	tab.expire(now.Add(time.Second))
+	after := heap()
+	t.Logf("heap: %d KiB before, %d KiB with 300,000 retired, %d KiB after they expired",
+		before>>10, during>>10, after>>10)
+	if during < before+4<<20 {
+		t.Fatalf("300,000 entries took only %d KiB: the measurement does not work", (during-before)>>10)
+	}
+	if after > before+512<<10 {
+		t.Fatalf("%d KiB still held after every entry expired", (after-before)>>10)
+	}
+	// And it keeps working.
+	tab.put(txKey{branch: "z9hG4bKx", method: "BYE"}, []byte("x"), now)
+	if _, ok := tab.get(txKey{branch: "z9hG4bKx", method: "BYE"}); !ok || tab.len() != 1 {
+		t.Fatal("table unusable after shrinking")
 	}
 }
