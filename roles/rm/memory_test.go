@@ -21,7 +21,7 @@ func TestMemoryPerDialog(t *testing.T) {
 	mcp := newFakeMCP(t, 200)
 	docs := baseDocs + mcpDoc("a", mcp.addr())
 	docs = docs[:len(docs)-len("capacity: 10\n")] + "capacity: 100000\n"
-	r, _, _, _ := startRM(t, nil, docs)
+	r, _, _, reg := startRM(t, nil, docs)
 	rm := r.SIPAddr()
 	caller := newTestUA(t)
 	heap := func() uint64 {
@@ -70,6 +70,9 @@ func TestMemoryPerDialog(t *testing.T) {
 	waitFor(t, "transactions to end", func() bool { return r.px.stx.len() == 0 && r.px.ctx.len() == 0 })
 	if got := r.px.retired.len(); got != 2*(n+1) {
 		t.Fatalf("%d retired transactions, want %d", got, 2*(n+1))
+	}
+	if got := metricSum(t, reg, "gvp_rm_transactions"); got != float64(2*(n+1)) {
+		t.Fatalf("gvp_rm_transactions sums to %v, want %d (all retired)", got, 2*(n+1))
 	}
 	r.px.retired.expire(time.Now().Add(timer64T1 + time.Second))
 	if got := r.px.retired.len(); got != 0 {

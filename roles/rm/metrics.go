@@ -63,6 +63,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// registerTransactions exports the sizes of the transaction tables, counted at each scrape:
+// live server and client transactions, and retired ones (answered, absorbing retransmissions).
+func registerTransactions(reg prometheus.Registerer, p *proxy) {
+	if reg == nil {
+		return
+	}
+	for _, t := range []struct {
+		kind string
+		n    func() int
+	}{{"server", p.stx.len}, {"client", p.ctx.len}, {"retired", p.retired.len}} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gvp_rm_transactions",
+			Help:        "SIP transactions rm holds, by kind: server and client (live), retired (answered, absorbing retransmissions for 64*T1).",
+			ConstLabels: prometheus.Labels{"kind": t.kind}}, func() float64 { return float64(t.n()) }))
+	}
+}
+
 func (m *metrics) memberUp(mb *member, up bool) {
 	v := 0.0
 	if up {

@@ -244,6 +244,7 @@ func (r *RM) Start(ctx context.Context) error {
 		nodeID: r.cfg.NodeID,
 	}
 	p.hostBytes = []byte(p.host)
+	registerTransactions(r.deps.Metrics, p)
 	p.rr = map[string]sip.Uri{
 		gvpsip.UDP: gvpsip.ElementURI(p.host, p.port, gvpsip.UDP),
 		gvpsip.TCP: gvpsip.ElementURI(p.host, p.port, gvpsip.TCP),
