@@ -45,34 +45,7 @@ else
   echo "building gvp" >&2
   go build -o "$W/gvp" .
 fi
-cat > "$W/objects.yaml" <<YAML
-kind: Tenant
-name: t100
-id: 80dd
-defaultApplication: app
----
-kind: Pool
-name: bench
-loadBalance: round-robin
-monitor: {method: none}
----
-kind: IVRProfile
-name: app
-tenant: t100
-initialPage: http://127.0.0.1:8000/app.vxml
----
-kind: MCP
-name: uas1
-pool: bench
-address: 127.0.0.1:$UAS1
-capacity: 100000
----
-kind: MCP
-name: uas2
-pool: bench
-address: 127.0.0.1:$UAS2
-capacity: 100000
-YAML
+sed -e "s/@UAS1@/$UAS1/" -e "s/@UAS2@/$UAS2/" scripts/bench/testdata/rm-objects.yaml >"$W/objects.yaml"
 # No broker runs here: rm's billing records go to its disk spool under $W/data, as they would
 # while the broker is away (part of rm's cost per call; Kamailio writes no accounting).
 "$W/gvp" rm --set log.level=warn --set rm.sip.listen=127.0.0.1:$RM --set rm.sip.transports=udp \
