@@ -31,9 +31,16 @@ SC="$ROOT/roles/rm/testdata"
 W=$(mktemp -d /tmp/gvp-soak-rm.XXXXXX)
 PIDS=()
 cleanup() {
+  local p alive i
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
+  for i in $(seq 50); do # up to 5 s to stop cleanly
+    alive=0
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -117,7 +124,8 @@ awk -v growth="$GROWTH" '
     if (ga > g0) { printf "FAIL: %d goroutines after the run, %d before\n", ga, g0; bad = 1 }
     if (ha > h0 + 8 * 1048576) { printf "FAIL: live heap %.1f MiB after the run, %.1f before\n", ha / 1048576, h0 / 1048576; bad = 1 }
     if (n == 0) print "note: the run was too short for a steady window (DURATION must exceed max(HOLD, 32 s) + INTERVAL)"
-    if (!bad) printf "flat: live heap %.1f -> max %.1f MiB while steady, %.1f after (%.1f before); goroutines %d -> max %d, %d after (%d before)\n",
+    if (!bad && n == 0) printf "after the run: live heap %.1f MiB (%.1f before), %d goroutines (%d before)\n", ha / 1048576, h0 / 1048576, ga, g0
+    if (!bad && n > 0) printf "flat: live heap %.1f -> max %.1f MiB while steady, %.1f after (%.1f before); goroutines %d -> max %d, %d after (%d before)\n",
       hs / 1048576, hmax / 1048576, ha / 1048576, h0 / 1048576, gs, gmax, ga, g0
     exit bad
   }' "$W/samples" || status=1

@@ -18,9 +18,16 @@ PROXIES=${PROXIES:-gvp kamailio}
 W=$(mktemp -d /tmp/gvp-bench-rm.XXXXXX)
 PIDS=()
 cleanup() {
+  local p alive i
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
+  for i in $(seq 50); do # up to 5 s to stop cleanly
+    alive=0
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$W/data"
 }
 trap cleanup EXIT
