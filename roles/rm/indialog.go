@@ -60,6 +60,9 @@ func inDialogMethod(m sip.RequestMethod) bool {
 // declines, requests that rm answers itself (no Max-Forwards left, a Request-URI of rm's, a
 // method mismatch), strict routing, an RFC 2543 branch, a Via already stamped.
 func (p *proxy) onRawRequest(data []byte, from peer) bool {
+	if bytes.HasPrefix(data, []byte("INVITE ")) || bytes.HasPrefix(data, []byte("CANCEL ")) {
+		return false // not even scanned
+	}
 	s, ok := scanRequest(data)
 	if !ok || s.toTag == nil || !inDialogMethod(s.method) || s.seqMethod != s.method || s.mfVal == 0 ||
 		!bytes.HasPrefix(s.via.branch, []byte(gvpsip.BranchMagic)) || s.via.received || s.via.rportValue ||
