@@ -28,6 +28,19 @@ wait_for() {
   done
 }
 
+# stop_pids PID...: SIGTERM, up to 5 s for the processes to exit, then SIGKILL.
+stop_pids() {
+  local p alive i
+  for p in "$@"; do kill "$p" 2>/dev/null || true; done
+  for i in $(seq 50); do
+    alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for p in "$@"; do kill -9 "$p" 2>/dev/null || true; done
+}
+
 # tcp_open HOST PORT: true when a TCP connect succeeds.
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -274,6 +275,15 @@ func startRM(t testing.TB, mutate func(*Config), docs string) (*RM, *MemorySourc
 	}
 	t.Cleanup(func() { r.Stop(context.Background()) })
 	return r, src, pub, reg
+}
+
+// heapAlloc is the heap in use after two collections.
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 // waitFor polls cond until it holds or 5 s pass.

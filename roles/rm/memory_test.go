@@ -1,7 +1,6 @@
 package rm
 
 import (
-	"runtime"
 	"testing"
 	"time"
 
@@ -24,17 +23,10 @@ func TestMemoryPerDialog(t *testing.T) {
 	r, _, _, reg := startRM(t, nil, docs)
 	rm := r.SIPAddr()
 	caller := newTestUA(t)
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
 	// Warm up pools and maps with one call.
 	caller.invite(rm, "sip:123@"+rm+";gvp-tenant-id=80dd")
 	warm := caller.recvResponse(200)
-	before := heap()
+	before := heapAlloc()
 	answers := make([]*sip.Response, 0, n)
 	for i := 0; i < n; i++ {
 		caller.invite(rm, "sip:123@"+rm+";gvp-tenant-id=80dd")
@@ -44,7 +36,7 @@ func TestMemoryPerDialog(t *testing.T) {
 		}
 		answers = append(answers, res)
 	}
-	during := heap()
+	during := heapAlloc()
 	per := (int64(during) - int64(before)) / n
 	// The test's own copies of the 200 OKs are part of the delta: this overstates rm's cost.
 	t.Logf("heap per active dialog: %d bytes (%d dialogs, includes the finished INVITE transactions kept for Timer L)", per, n)

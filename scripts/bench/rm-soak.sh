@@ -31,15 +31,7 @@ SC="$ROOT/roles/rm/testdata"
 W=$(mktemp -d /tmp/gvp-soak-rm.XXXXXX)
 PIDS=()
 cleanup() {
-  local p alive i
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for i in $(seq 50); do # up to 5 s to stop cleanly
-    alive=0
-    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break
-    sleep 0.1
-  done
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  stop_pids "${PIDS[@]}"
   wait 2>/dev/null || true
   rm -rf "$W"
 }
