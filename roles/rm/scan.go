@@ -90,8 +90,8 @@ func scanHeaders(b []byte, pos int, f func(h scannedHeader) bool) (int, bool) {
 	}
 }
 
-// scanContentLength reads a Content-Length value.
-func scanContentLength(v []byte) (int, bool) {
+// scanDecimal reads a header value of up to 7 digits (Content-Length, Max-Forwards).
+func scanDecimal(v []byte) (int, bool) {
 	if len(v) == 0 || len(v) > 7 {
 		return 0, false
 	}
@@ -282,7 +282,7 @@ func (c *commonScan) header(b []byte, h scannedHeader) (handled, ok bool) {
 		if c.clen >= 0 {
 			return true, false
 		}
-		c.clen, ok = scanContentLength(h.value)
+		c.clen, ok = scanDecimal(h.value)
 		return true, ok
 	}
 	return false, true
@@ -373,7 +373,7 @@ func scanRequest(b []byte) (s scannedRequest, ok bool) {
 				return false
 			}
 			var ok bool
-			s.mfVal, ok = scanContentLength(h.value)
+			s.mfVal, ok = scanDecimal(h.value)
 			s.mf = [2]int{h.vs, h.vs + len(h.value)}
 			return ok && s.mfVal <= 255
 		case headerIs(h.name, "call-id", "i"):
