@@ -238,3 +238,43 @@ func TestNonSuccessACKAbsorbed(t *testing.T) {
 		t.Fatalf("the ACK went past rm (%d bytes)", n)
 	}
 }
+
+// TestRawRelayFinish: rm's own answer to a request it relayed from bytes (a timeout) is built
+// from those bytes — without rm's Via — and reaches the sender; when the bytes do not parse,
+// the transaction still ends instead of staying open.
+func TestRawRelayFinish(t *testing.T) {
+	r, _, _, _ := startRM(t, nil, baseDocs)
+	caller := newTestUA(t)
+	from := peer{proto: gvpsip.UDP, addr: mustAddrPort(t, caller.addr()).AddrPort()}
+	ours := "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKours;rport\r\n"
+	for _, c := range []struct {
+		name, reqLine string
+		answered      bool
+	}{
+		{"parses", "BYE sip:mcp@127.0.0.1:9 SIP/2.0\r\n", true},
+		{"does not parse", "BYE sip:mcp@[::1 SIP/2.0\r\n", false},
+	} {
+		rest := "Via: SIP/2.0/UDP " + caller.addr() + ";branch=z9hG4bK-" + c.name[:4] + "\r\n" +
+			"From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: raw-" + c.name[:4] + "\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+		data := []byte(c.reqLine + ours + rest)
+		key := txKey{branch: "z9hG4bK-" + c.name[:4], host: "127.0.0.1", port: caller.port(), method: sip.BYE}
+		stx, created := r.px.newServerTx(key, sip.BYE, from)
+		if !created {
+			t.Fatalf("%s: transaction exists", c.name)
+		}
+		rel := &relay{p: r.px, stx: stx, attempts: 1, raw: &rawRequest{method: sip.BYE, data: data,
+			via: [2]int{len(c.reqLine), len(c.reqLine) + len(ours)}, parser: r.px.tp.parser}}
+		stx.setRelay(rel)
+		rel.finish(408, "")
+		if c.answered {
+			res := caller.recvResponse(100)
+			if res.StatusCode != 408 || len(res.GetHeaders("Via")) != 1 || res.Via().Host != "127.0.0.1" ||
+				res.Via().Port != caller.port() {
+				t.Fatalf("%s: answered %d with Vias %v", c.name, res.StatusCode, res.GetHeaders("Via"))
+			}
+		}
+		if _, live := r.px.stx.get(key); live && !c.answered {
+			t.Fatalf("%s: transaction left open", c.name)
+		}
+	}
+}

@@ -283,6 +283,10 @@ func (r *relay) finishWith(code int, phrase string, retry bool) {
 	r.mu.Unlock()
 	req := r.request()
 	if req == nil {
+		// Relayed from bytes that sipgo does not read (headers rm does not route on): no
+		// response can be built, but the transaction must not stay open.
+		r.p.log.Info().Int("code", code).Msg("cannot answer a relayed request that does not parse; ending its transaction")
+		r.stx.terminate()
 		return
 	}
 	res := gvpsip.NewResponse(req, code, phrase)
