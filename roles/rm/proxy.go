@@ -385,7 +385,8 @@ func (p *proxy) reject(req *sip.Request, stx *serverTx, reason string, code int,
 	now := time.Now()
 	cdr := &billing.CDR{ID: billing.NewRecordID(), SessionID: uuid.NewString(), Component: billing.ComponentRM,
 		ComponentName: "rm", State: billing.StateInProgress, DNIS: req.Recipient.User, ANI: req.From().Address.User,
-		LocalURI: req.To().Address.String(), RemoteURI: req.From().Address.String(), CallID: req.CallID().Value(), Start: now}
+		CallID: req.CallID().Value(), Start: now}
+	cdr.LocalURI, cdr.RemoteURI = cdrURIs(req)
 	cdr.Complete(now, billing.EndRejected, reason, code)
 	p.publish(cdr)
 }
@@ -408,9 +409,21 @@ func (p *proxy) newCall(req *sip.Request, tenant, profile string, inbound bool) 
 	req.AppendHeader(sip.NewHeader(gvpsip.HeaderSessionID, c.sessionID+";gvp.rm.datanodes=node-id="+p.nodeID))
 	c.cdr = &billing.CDR{ID: billing.NewRecordID(), SessionID: c.sessionID, Component: billing.ComponentRM,
 		ComponentName: "rm", State: billing.StateInProgress, TenantName: tenant, DNIS: req.Recipient.User,
-		ANI: req.From().Address.User, LocalURI: req.To().Address.String(), RemoteURI: req.From().Address.String(),
-		CallID: c.callID, Start: time.Now().UTC()}
+		ANI: req.From().Address.User, CallID: c.callID, Start: time.Now().UTC()}
+	c.cdr.LocalURI, c.cdr.RemoteURI = cdrURIs(req)
 	return c
+}
+
+// cdrURIs returns the To and From URIs of req as a CDR's local and remote URI, written as
+// Uri.String does into one string.
+func cdrURIs(req *sip.Request) (local, remote string) {
+	b := getBuf()
+	writeURI(b, &req.To().Address)
+	n := b.Len()
+	writeURI(b, &req.From().Address)
+	s := b.String()
+	putBuf(b)
+	return s[:n], s[n:]
 }
 
 // routeInvite selects the profile of an inbound INVITE, applies policy and starts the relay.
@@ -444,15 +457,16 @@ func (p *proxy) routeInvite(req *sip.Request, stx *serverTx) {
 		p.reject(req, stx, rejectNoResource, 503, "", true)
 		return
 	}
-	if why, resp := p.counters.admit(sel.tenant.Name, tp, sel.profile.Key(), pp); why != "" {
+	pkey := sel.profile.Key()
+	if why, resp := p.counters.admit(sel.tenant.Name, tp, pkey, pp); why != "" {
 		p.reject(req, stx, why, resp.Code, resp.Reason, false)
 		return
 	}
 	p.metrics.tenantInbound.WithLabelValues(sel.tenant.Name).Set(float64(p.counters.tenantCalls(sel.tenant.Name)))
 	dnis := req.Recipient.User
-	c := p.newCall(req, sel.tenant.Name, sel.profile.Key(), true)
+	c := p.newCall(req, sel.tenant.Name, pkey, true)
 	if c == nil {
-		left := p.counters.release(sel.tenant.Name, sel.profile.Key())
+		left := p.counters.release(sel.tenant.Name, pkey)
 		p.metrics.tenantInbound.WithLabelValues(sel.tenant.Name).Set(float64(left))
 		stx.respond(gvpsip.NewResponse(req, 482, "Loop Detected"))
 		return
@@ -464,7 +478,7 @@ func (p *proxy) routeInvite(req *sip.Request, stx *serverTx) {
 	})
 	p.publish(c.cdrCopy())
 	p.log.Debug().Str("call_id", c.callID).Str("gvp_session_id", c.sessionID).Str("tenant", sel.tenant.Name).
-		Str("profile", sel.profile.Key()).Str("by", sel.by).Str("pool", pool.Name).Msg("call routed")
+		Str("profile", pkey).Str("by", sel.by).Str("pool", pool.Name).Msg("call routed")
 	r := &relay{p: p, stx: stx, orig: req, call: c, pool: pool.Name, profile: sel.profile, dnis: dnis, recordRoute: true}
 	stx.setRelay(r)
 	r.tryNext()

@@ -122,6 +122,9 @@ func TestCallThroughRM(t *testing.T) {
 		end.MCP != "mcp-0" || !strings.HasPrefix(sid.Value(), end.SessionID) {
 		t.Fatalf("end CDR %+v", end)
 	}
+	if end.LocalURI != "sip:5551000@"+rm || end.RemoteURI != "sip:caller@127.0.0.1" || end.ANI != "caller" || end.DNIS != "5551000" {
+		t.Fatalf("end CDR parties: local %q remote %q ANI %q DNIS %q", end.LocalURI, end.RemoteURI, end.ANI, end.DNIS)
+	}
 }
 
 func TestRejectWithoutProfile(t *testing.T) {
