@@ -32,7 +32,6 @@ const (
 	stProceeding
 	stCompleted  // final response sent/received, absorbing retransmissions
 	stConfirmed  // server INVITE: ACK received
-	stAccepted   // server INVITE: 2xx sent (RFC 6026)
 	stTerminated // gone from the table
 )
 
@@ -215,10 +214,8 @@ func (tx *serverTx) respondData(data []byte, code int) {
 		tx.relay = nil
 		switch {
 		case tx.invite && code < 300:
-			// Accepted: only INVITE retransmissions to absorb (2xx retransmissions are the
-			// UAS's job), which the retired table does from here on.
-			tx.state = stAccepted
-			tx.last = nil
+			// RFC 6026 Accepted: only INVITE retransmissions to absorb (2xx retransmissions
+			// are the UAS's job), which the retired table does from here on.
 			tx.retire(nil)
 		case tx.invite:
 			tx.state = stCompleted
