@@ -156,8 +156,14 @@ func (t *transport) readUDP() {
 	}
 }
 
+// isKeepAlive reports whether b holds only CR, LF, NUL and spaces (RFC 5626 keep-alives).
 func isKeepAlive(b []byte) bool {
-	return len(bytes.Trim(b, "\r\n\x00 ")) == 0
+	for _, c := range b {
+		if c != '\r' && c != '\n' && c != 0 && c != ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 func unmap(a netip.AddrPort) netip.AddrPort {

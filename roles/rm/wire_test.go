@@ -101,3 +101,14 @@ func TestLoopHashIsFNV(t *testing.T) {
 		}
 	}
 }
+
+func TestIsKeepAlive(t *testing.T) {
+	for in, want := range map[string]bool{
+		"\r\n\r\n": true, "\r\n": true, "\x00": true, " \r\n": true, "": true,
+		"\r\nOPTIONS sip:x SIP/2.0\r\n\r\n": false, "SIP/2.0 200 OK\r\n\r\n": false, "\r\n\r\nx": false,
+	} {
+		if got := isKeepAlive([]byte(in)); got != want {
+			t.Errorf("isKeepAlive(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
