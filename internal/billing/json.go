@@ -18,15 +18,10 @@ var errTimeRange = errors.New("time outside years 0-9999")
 // AppendJSON appends the JSON encoding of c to dst.
 func (c *CDR) AppendJSON(dst []byte) ([]byte, error) {
 	var err error
-	dst = append(dst, `{"record_id":`...)
-	dst = appendJSONString(dst, c.ID)
-	dst = append(dst, `,"gvp_session_id":`...)
-	dst = appendJSONString(dst, c.SessionID)
-	dst = append(dst, `,"component":`...)
-	dst = appendJSONString(dst, string(c.Component))
+	dst = appendRecordHead(dst, c.ID, c.SessionID)
+	dst = appendString(dst, `,"component":`, string(c.Component))
 	dst = appendOptString(dst, `,"component_name":`, c.ComponentName)
-	dst = append(dst, `,"state":`...)
-	dst = appendJSONString(dst, string(c.State))
+	dst = appendString(dst, `,"state":`, string(c.State))
 	dst = appendOptString(dst, `,"tenant_id":`, c.TenantID)
 	dst = appendOptString(dst, `,"tenant_name":`, c.TenantName)
 	dst = appendOptString(dst, `,"ivr_profile":`, c.Profile)
@@ -37,50 +32,64 @@ func (c *CDR) AppendJSON(dst []byte) ([]byte, error) {
 	dst = appendOptString(dst, `,"remote_uri":`, c.RemoteURI)
 	dst = appendOptString(dst, `,"call_id":`, c.CallID)
 	dst = appendOptString(dst, `,"mcp":`, c.MCP)
-	dst = append(dst, `,"start":`...)
-	if dst, err = appendJSONTime(dst, c.Start); err != nil {
+	if dst, err = appendTime(dst, `,"start":`, c.Start); err != nil {
 		return dst, err
 	}
-	if !c.Answer.IsZero() {
-		dst = append(dst, `,"answer":`...)
-		if dst, err = appendJSONTime(dst, c.Answer); err != nil {
-			return dst, err
-		}
+	if dst, err = appendOptTime(dst, `,"answer":`, c.Answer); err != nil {
+		return dst, err
 	}
-	if !c.End.IsZero() {
-		dst = append(dst, `,"end":`...)
-		if dst, err = appendJSONTime(dst, c.End); err != nil {
-			return dst, err
-		}
+	if dst, err = appendOptTime(dst, `,"end":`, c.End); err != nil {
+		return dst, err
 	}
 	dst = appendOptString(dst, `,"end_reason":`, string(c.EndReason))
 	dst = appendOptString(dst, `,"end_detail":`, c.EndDetail)
-	if c.EndCode != 0 {
-		dst = append(dst, `,"end_code":`...)
-		dst = strconv.AppendInt(dst, int64(c.EndCode), 10)
-	}
-	if ms := c.Duration.Milliseconds(); ms != 0 {
-		dst = append(dst, `,"duration_ms":`...)
-		dst = strconv.AppendInt(dst, ms, 10)
-	}
+	dst = appendOptInt(dst, `,"end_code":`, int64(c.EndCode))
+	dst = appendOptInt(dst, `,"duration_ms":`, c.Duration.Milliseconds())
 	return append(dst, '}'), nil
 }
 
 // AppendJSON appends the JSON encoding of e to dst.
 func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 	var err error
-	dst = append(dst, `{"record_id":`...)
-	dst = appendJSONString(dst, e.ID)
-	dst = append(dst, `,"gvp_session_id":`...)
-	dst = appendJSONString(dst, e.SessionID)
-	dst = append(dst, `,"time":`...)
-	if dst, err = appendJSONTime(dst, e.Time); err != nil {
+	dst = appendRecordHead(dst, e.ID, e.SessionID)
+	if dst, err = appendTime(dst, `,"time":`, e.Time); err != nil {
 		return dst, err
 	}
-	dst = append(dst, `,"kind":`...)
-	dst = appendJSONString(dst, e.Kind)
+	dst = appendString(dst, `,"kind":`, e.Kind)
 	dst = appendOptString(dst, `,"detail":`, e.Detail)
 	return append(dst, '}'), nil
+}
+
+// appendRecordHead opens a record's object with the fields every record starts with.
+func appendRecordHead(dst []byte, id, session string) []byte {
+	dst = appendString(append(dst, '{'), `"record_id":`, id)
+	return appendString(dst, `,"gvp_session_id":`, session)
+}
+
+// appendString appends key and s.
+func appendString(dst []byte, key, s string) []byte {
+	return appendJSONString(append(dst, key...), s)
+}
+
+// appendOptInt appends key and n unless n is 0 (omitempty).
+func appendOptInt(dst []byte, key string, n int64) []byte {
+	if n == 0 {
+		return dst
+	}
+	return strconv.AppendInt(append(dst, key...), n, 10)
+}
+
+// appendOptTime appends key and t unless t is zero (omitzero).
+func appendOptTime(dst []byte, key string, t time.Time) ([]byte, error) {
+	if t.IsZero() {
+		return dst, nil
+	}
+	return appendTime(dst, key, t)
+}
+
+// appendTime appends key and t.
+func appendTime(dst []byte, key string, t time.Time) ([]byte, error) {
+	return appendJSONTime(append(dst, key...), t)
 }
 
 // appendOptString appends key and s unless s is empty (omitempty).
@@ -88,7 +97,7 @@ func appendOptString(dst []byte, key, s string) []byte {
 	if s == "" {
 		return dst
 	}
-	return appendJSONString(append(dst, key...), s)
+	return appendString(dst, key, s)
 }
 
 // appendJSONTime appends t as encoding/json does: an RFC 3339 string with nanoseconds.
