@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 )
 
@@ -71,24 +70,6 @@ type FileValue struct {
 	// ContentType is the part's media type (the <record> type).
 	ContentType string
 	Data        []byte
-}
-
-// Query encodes string Values as a URL query (used for GET).
-func (r *FetchRequest) Query() url.Values {
-	q := url.Values{}
-	for _, nv := range r.Values {
-		switch v := nv.Value.(type) {
-		case string:
-			q.Add(nv.Name, v)
-		case []byte:
-			q.Add(nv.Name, string(v))
-		case FileValue:
-			q.Add(nv.Name, string(v.Data))
-		default:
-			q.Add(nv.Name, fmt.Sprint(v))
-		}
-	}
-	return q
 }
 
 // FetchResponse is a fetched resource.
