@@ -39,11 +39,11 @@ func authOrigin(t *testing.T, user, pass string, cc map[string]string) *origin {
 
 func withCreds(t *testing.T, prefix, user, pass string) context.Context {
 	t.Helper()
-	ctx, err := WithCredentials(context.Background(), []Credential{{Prefix: prefix, Username: user, Password: pass}})
+	cc, err := CompileCredentials([]Credential{{Prefix: prefix, Username: user, Password: pass}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ctx
+	return cc.Context(context.Background())
 }
 
 func wantStatus(t *testing.T, err error, code int) {
@@ -217,10 +217,10 @@ func TestCallCredentialsScope(t *testing.T) {
 	if strings.Contains(logs.String(), "c4llpass") || logs.Len() == 0 {
 		t.Fatalf("log (%d bytes) shows the password or is empty", logs.Len())
 	}
-	if _, err := WithCredentials(context.Background(), []Credential{{Prefix: "file:///x", Username: "a"}}); err == nil {
+	if _, err := CompileCredentials([]Credential{{Prefix: "file:///x", Username: "a"}}); err == nil {
 		t.Fatal("invalid prefix accepted")
 	}
-	if ctx, err := WithCredentials(context.Background(), nil); err != nil || credsFrom(ctx) != nil {
+	if cc, err := CompileCredentials(nil); err != nil || credsFrom(cc.Context(context.Background())) != nil {
 		t.Fatal("empty credentials changed the context")
 	}
 }

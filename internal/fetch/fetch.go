@@ -670,7 +670,7 @@ func (f *Fetcher) send(ctx context.Context, method string, u *url.URL, body []by
 
 // authorization returns the Authorization value for u: its own user
 // information, else the longest matching credential of the context
-// (WithCredentials), else the longest matching configured credential.
+// (CallCredentials.Context), else the longest matching configured credential.
 func (f *Fetcher) authorization(ctx context.Context, u *url.URL) string {
 	if u.User != nil {
 		p, _ := u.User.Password()
@@ -811,26 +811,18 @@ func jarFrom(ctx context.Context) http.CookieJar {
 // credentialsKey is the context key of a call's credentials.
 type credentialsKey struct{}
 
-// WithCredentials returns a context whose fetches send HTTP Basic
-// credentials cs (one call's, from its IVR profile) to the URLs under their
-// prefixes, ahead of the Fetcher's configured credentials; user information
-// in a URL still wins. Prefix rules are those of Config.Credentials. An
-// empty cs returns ctx unchanged.
+// CallCredentials are one call's HTTP Basic credentials (from its IVR profile), checked and
+// prepared once (CompileCredentials), to be put on the context of each of its fetches
+// (Context). Fetches with that context send them to the URLs under their prefixes, ahead of the
+// Fetcher's configured credentials; user information in a URL still wins.
 //
-// The shared cache keeps responses fetched with credentials apart from
-// other calls (RFC 9111 section 3.5): such a response is served to no other
-// request unless it says Cache-Control public, s-maxage or must-revalidate.
-func WithCredentials(ctx context.Context, cs []Credential) (context.Context, error) {
-	cc, err := CompileCredentials(cs)
-	return cc.Context(ctx), err
-}
-
-// CallCredentials are a call's credentials checked and prepared once (CompileCredentials),
-// to be put on the context of each of its fetches.
+// The shared cache keeps responses fetched with credentials apart from other calls (RFC 9111
+// section 3.5): such a response is served to no other request unless it says Cache-Control
+// public, s-maxage or must-revalidate.
 type CallCredentials struct{ c []credential }
 
-// CompileCredentials checks cs (the rules of Config.Credentials) and prepares them; nil for
-// none.
+// CompileCredentials checks cs (the prefix rules of Config.Credentials) and prepares them; nil
+// for none.
 func CompileCredentials(cs []Credential) (*CallCredentials, error) {
 	if len(cs) == 0 {
 		return nil, nil
@@ -842,8 +834,7 @@ func CompileCredentials(cs []Credential) (*CallCredentials, error) {
 	return &CallCredentials{c: c}, nil
 }
 
-// Context returns ctx whose fetches send the credentials, as WithCredentials does; ctx itself
-// when cc is nil.
+// Context returns ctx whose fetches send the credentials; ctx itself when cc is nil.
 func (cc *CallCredentials) Context(ctx context.Context) context.Context {
 	if cc == nil {
 		return ctx

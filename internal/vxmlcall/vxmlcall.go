@@ -87,7 +87,7 @@ func New(interp *vxml.Interpreter, f *fetch.Fetcher, synth tts.Synthesizer, log 
 // connection.disconnect.hangup and runs the document's handlers in the final processing
 // state (VoiceXML 2.0 section 5.3.11), for at most FinalProcessingTimeout after ctx ended.
 // ctx's values reach every fetch of the session (documents, resources and audio): a call's
-// credentials go in with fetch.WithCredentials.
+// credentials go in with fetch.CallCredentials.Context.
 func (r *Runner) Run(ctx context.Context, call Call, info vxml.SessionInfo, url string, log zerolog.Logger) *vxml.Result {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()

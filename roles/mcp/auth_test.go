@@ -248,15 +248,15 @@ func TestParseEntryCredentials(t *testing.T) {
 			e, err := ParseEntry(parseURI(t, tc.uri))
 			if tc.bad {
 				if err == nil {
-					t.Fatalf("accepted: %+v", e.Credentials)
+					t.Fatalf("accepted: %+v", e.credentials)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(e.Credentials, tc.want) {
-				t.Fatalf("credentials %+v, want %+v", e.Credentials, tc.want)
+			if !reflect.DeepEqual(e.credentials, tc.want) {
+				t.Fatalf("credentials %+v, want %+v", e.credentials, tc.want)
 			}
 			if _, ok := e.ParamMap()[ParamAuthPassword]; ok {
 				t.Fatalf("password left in the parameters: %v", e.Params)

@@ -69,11 +69,11 @@ type Entry struct {
 	Delay time.Duration
 	// Duration bounds the whole announcement (duration=); 0 means no bound.
 	Duration time.Duration
-	// Credentials are the call's HTTP Basic credentials (http-auth-* parameters), applied
-	// to every fetch of the call under their prefix; nil when none were given.
-	Credentials []fetch.Credential
-	// creds are Credentials prepared once for every fetch of the call.
-	creds *fetch.CallCredentials
+	// credentials are the call's HTTP Basic credentials as read from its http-auth-*
+	// parameters (nil when none were given), and creds the same prepared once for every fetch
+	// of the call under their prefix (fetchContext).
+	credentials []fetch.Credential
+	creds       *fetch.CallCredentials
 }
 
 // Param is one Request-URI parameter.
@@ -149,7 +149,7 @@ func ParseEntry(u *sip.Uri) (Entry, error) {
 	return e, nil
 }
 
-// parseCredentials reads the http-auth-* parameters into e.Credentials and removes the
+// parseCredentials reads the http-auth-* parameters into e.credentials and removes the
 // password from e.Params. A user without password (or the reverse) is an error, as is a
 // credential that covers no http(s) URL.
 func (e *Entry) parseCredentials() error {
@@ -184,7 +184,7 @@ func (e *Entry) parseCredentials() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", ParamAuthPrefix, err)
 	}
-	e.Credentials, e.creds = cs, creds
+	e.credentials, e.creds = cs, creds
 	return nil
 }
 

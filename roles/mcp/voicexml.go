@@ -131,7 +131,7 @@ func (a voiceXMLApp) account(c *Call, res *vxml.Result) {
 
 // Run fetches the initial page with the session's identifiers in its query (as GVP does) and
 // runs the application until it ends, every fetch carrying the call's http-auth-* credentials
-// (Entry.Credentials); the execution trace goes to the call's debug log and an uncaught error
+// (Entry.fetchContext); the execution trace goes to the call's debug log and an uncaught error
 // event becomes the call's end reason.
 func (a voiceXMLApp) Run(ctx context.Context, c *Call) error {
 	res := a.r.Run(c.entry.fetchContext(ctx), callPlatform{c}, sessionInfo(c), initialPage(c), c.log)
