@@ -191,7 +191,7 @@ func (p *ScriptedPlatform) Record(ctx context.Context, req *RecordRequest) (*Rec
 func encodeRecording(f RecordFormat, samples []int16) ([]byte, error) {
 	if f.Raw {
 		out := make([]byte, len(samples))
-		if f.Encoding == RecordALaw {
+		if f.Encoding == wav.EncodingALaw {
 			g711.EncodeAlaw(out, samples)
 		} else {
 			g711.EncodeUlaw(out, samples)
@@ -199,7 +199,7 @@ func encodeRecording(f RecordFormat, samples []int16) ([]byte, error) {
 		return out, nil
 	}
 	var buf wav.Buffer
-	w, err := wav.NewWriter(&buf, f.Encoding.WAV())
+	w, err := wav.NewWriter(&buf, f.Encoding)
 	if err != nil {
 		return nil, err
 	}

@@ -10,40 +10,6 @@ import (
 	"github.com/opengvp/gvp/internal/media/wav"
 )
 
-// RecordEncoding is the sample encoding of a recording.
-type RecordEncoding int
-
-// Recording sample encodings; every recording is 8 kHz mono.
-const (
-	// RecordLinear16 is 16-bit linear PCM (WAV only).
-	RecordLinear16 RecordEncoding = iota
-	// RecordMuLaw is 8-bit G.711 mu-law.
-	RecordMuLaw
-	// RecordALaw is 8-bit G.711 A-law.
-	RecordALaw
-)
-
-// WAV returns the WAV writer's encoding for e.
-func (e RecordEncoding) WAV() wav.Encoding {
-	switch e {
-	case RecordMuLaw:
-		return wav.EncodingMuLaw
-	case RecordALaw:
-		return wav.EncodingALaw
-	}
-	return wav.EncodingPCM16
-}
-
-func (e RecordEncoding) String() string {
-	switch e {
-	case RecordMuLaw:
-		return "ulaw"
-	case RecordALaw:
-		return "alaw"
-	}
-	return "linear16"
-}
-
 // RecordFormat is the file format of a recording, resolved from the <record>
 // type attribute (VoiceXML 2.0 section 2.3.6 and Appendix E). The zero value
 // is a 16-bit linear WAV file.
@@ -54,15 +20,16 @@ type RecordFormat struct {
 	ContentType string
 	// Raw is true for headerless samples; otherwise the recording is a
 	// RIFF/WAVE file.
-	Raw      bool
-	Encoding RecordEncoding
+	Raw bool
+	// Encoding is the sample encoding (every recording is 8 kHz mono).
+	Encoding wav.Encoding
 }
 
 // Ext returns the file name extension of the format: ".ul" and ".al" for raw
 // mu-law and A-law, ".wav" otherwise.
 func (f RecordFormat) Ext() string {
 	switch {
-	case f.Raw && f.Encoding == RecordALaw:
+	case f.Raw && f.Encoding == wav.EncodingALaw:
 		return ".al"
 	case f.Raw:
 		return ".ul"
@@ -104,9 +71,9 @@ func ParseRecordType(typ, codec string) (RecordFormat, error) {
 	f := RecordFormat{ContentType: mt}
 	switch mt {
 	case "audio/basic":
-		f.Raw, f.Encoding = true, RecordMuLaw
+		f.Raw, f.Encoding = true, wav.EncodingMuLaw
 	case "audio/x-alaw-basic":
-		f.Raw, f.Encoding = true, RecordALaw
+		f.Raw, f.Encoding = true, wav.EncodingALaw
 	case "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave":
 		if c, ok := params["codec"]; ok {
 			codec = c
@@ -122,14 +89,14 @@ func ParseRecordType(typ, codec string) (RecordFormat, error) {
 	return f, nil
 }
 
-func recordCodec(name string) (RecordEncoding, bool) {
+func recordCodec(name string) (wav.Encoding, bool) {
 	switch strings.ToLower(strings.TrimSpace(name)) {
 	case "", "linear", "pcm", "pcm16", "l16", "1":
-		return RecordLinear16, true
+		return wav.EncodingPCM16, true
 	case "ulaw", "mulaw", "mu-law", "pcmu", "g711u", "7":
-		return RecordMuLaw, true
+		return wav.EncodingMuLaw, true
 	case "alaw", "a-law", "pcma", "g711a", "6":
-		return RecordALaw, true
+		return wav.EncodingALaw, true
 	}
 	return 0, false
 }

@@ -3,6 +3,8 @@ package vxml
 import (
 	"strings"
 	"testing"
+
+	"github.com/opengvp/gvp/internal/media/wav"
 )
 
 func TestParseRecordType(t *testing.T) {
@@ -10,13 +12,13 @@ func TestParseRecordType(t *testing.T) {
 		typ, codec string
 		want       RecordFormat
 	}{
-		{"", "", RecordFormat{ContentType: "audio/wav", Encoding: RecordLinear16}},
-		{"", "alaw", RecordFormat{ContentType: "audio/wav", Encoding: RecordALaw}},
-		{"audio/basic", "alaw", RecordFormat{ContentType: "audio/basic", Raw: true, Encoding: RecordMuLaw}},
-		{"Audio/X-ALAW-Basic", "", RecordFormat{ContentType: "audio/x-alaw-basic", Raw: true, Encoding: RecordALaw}},
-		{"audio/x-wav", "PCMU", RecordFormat{ContentType: "audio/x-wav", Encoding: RecordMuLaw}},
-		{"audio/wav; codec=6", "ulaw", RecordFormat{ContentType: "audio/wav", Encoding: RecordALaw}},
-		{"audio/vnd.wave;codec=1", "alaw", RecordFormat{ContentType: "audio/vnd.wave", Encoding: RecordLinear16}},
+		{"", "", RecordFormat{ContentType: "audio/wav", Encoding: wav.EncodingPCM16}},
+		{"", "alaw", RecordFormat{ContentType: "audio/wav", Encoding: wav.EncodingALaw}},
+		{"audio/basic", "alaw", RecordFormat{ContentType: "audio/basic", Raw: true, Encoding: wav.EncodingMuLaw}},
+		{"Audio/X-ALAW-Basic", "", RecordFormat{ContentType: "audio/x-alaw-basic", Raw: true, Encoding: wav.EncodingALaw}},
+		{"audio/x-wav", "PCMU", RecordFormat{ContentType: "audio/x-wav", Encoding: wav.EncodingMuLaw}},
+		{"audio/wav; codec=6", "ulaw", RecordFormat{ContentType: "audio/wav", Encoding: wav.EncodingALaw}},
+		{"audio/vnd.wave;codec=1", "alaw", RecordFormat{ContentType: "audio/vnd.wave", Encoding: wav.EncodingPCM16}},
 	} {
 		got, err := ParseRecordType(tc.typ, tc.codec)
 		if err != nil || got != tc.want {
@@ -28,7 +30,7 @@ func TestParseRecordType(t *testing.T) {
 			t.Errorf("%q codec %q accepted as %+v", bad[0], bad[1], f)
 		}
 	}
-	if e := (RecordFormat{Raw: true, Encoding: RecordALaw}).Ext(); e != ".al" {
+	if e := (RecordFormat{Raw: true, Encoding: wav.EncodingALaw}).Ext(); e != ".al" {
 		t.Errorf("ext %q", e)
 	}
 }
@@ -49,8 +51,8 @@ func TestSubmitRecording(t *testing.T) {
 	if err := checkExpect(res, "pass"); err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Records) != 2 || p.Records[0].Format != (RecordFormat{ContentType: "audio/x-alaw-basic", Raw: true, Encoding: RecordALaw}) ||
-		p.Records[1].Format != (RecordFormat{ContentType: "audio/wav", Encoding: RecordMuLaw}) || p.Records[0].Type != "audio/x-alaw-basic" {
+	if len(p.Records) != 2 || p.Records[0].Format != (RecordFormat{ContentType: "audio/x-alaw-basic", Raw: true, Encoding: wav.EncodingALaw}) ||
+		p.Records[1].Format != (RecordFormat{ContentType: "audio/wav", Encoding: wav.EncodingMuLaw}) || p.Records[0].Type != "audio/x-alaw-basic" {
 		t.Fatalf("record requests %+v", p.Records)
 	}
 	sub := f.Requests[len(f.Requests)-1]

@@ -189,7 +189,7 @@ func (p *platform) Record(ctx context.Context, req *vxml.RecordRequest) (*vxml.R
 		}
 	}
 	buf := &wav.Buffer{}
-	w, err := wav.NewWriter(buf, req.Format.Encoding.WAV())
+	w, err := wav.NewWriter(buf, req.Format.Encoding)
 	if err != nil {
 		return nil, err
 	}
