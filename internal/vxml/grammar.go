@@ -41,6 +41,21 @@ func (c *execCtx) fetchGrammar(owner *Document, src, typ string, mode srgs.Mode)
 	if err != nil {
 		return nil, "", err
 	}
+	gr, final, err := c.loadGrammar(u, typ, mode)
+	if err != nil {
+		return nil, "", err
+	}
+	if hasRule {
+		if gr, err = gr.WithRoot(rule); err != nil {
+			return nil, "", badfetchf("grammar %s: %v", src, err)
+		}
+	}
+	return gr, final, nil
+}
+
+// loadGrammar fetches the grammar document at u and parses it through the shared Cache; it
+// returns the grammar and its final URL.
+func (c *execCtx) loadGrammar(u, typ string, mode srgs.Mode) (*srgs.Grammar, string, error) {
 	resp, err := c.s.fetch(c, &FetchRequest{URL: u, Kind: FetchGrammar, Method: "GET"}, nil)
 	if err != nil {
 		return nil, "", err
@@ -48,11 +63,6 @@ func (c *execCtx) fetchGrammar(owner *Document, src, typ string, mode srgs.Mode)
 	gr, err := c.s.in.cache.grammar(resp, typ, mode)
 	if err != nil {
 		return nil, "", badfetchf("grammar %s: %v", resp.URL, err)
-	}
-	if hasRule {
-		if gr, err = gr.WithRoot(rule); err != nil {
-			return nil, "", badfetchf("grammar %s: %v", src, err)
-		}
 	}
 	return gr, resp.URL, nil
 }
@@ -109,18 +119,14 @@ func (c *execCtx) linkGrammar(g *srgs.Grammar, base string) (*srgs.Grammar, erro
 			if len(byURL) >= MaxGrammarImports {
 				return nil, badfetchf("grammar %s: more than %d grammar documents referenced", u, MaxGrammarImports)
 			}
-			resp, err := c.s.fetch(c, &FetchRequest{URL: u, Kind: FetchGrammar, Method: "GET"}, nil)
+			h, final, err := c.loadGrammar(u, ref.Type, n.g.Mode)
 			if err != nil {
 				return nil, err
 			}
-			h, err := c.s.in.cache.grammar(resp, ref.Type, n.g.Mode)
-			if err != nil {
-				return nil, badfetchf("grammar %s: %v", resp.URL, err)
-			}
 			byURL[u] = h
-			byURL[resp.URL] = h
+			byURL[final] = h
 			list[i] = h
-			queue = append(queue, node{h, resp.URL, n.depth + 1})
+			queue = append(queue, node{h, final, n.depth + 1})
 		}
 		imports[n.g] = list
 	}
