@@ -37,20 +37,37 @@ const toneLevel = 0.25 * math.MaxInt16
 
 // ToneSource plays a Tone without end (until the playback is stopped).
 type ToneSource struct {
-	tone    Tone
-	pos     int   // sample index within the cadence
-	period  int   // cadence length in samples; 0 = continuous
-	bounds  []int // sample index where each cadence period ends
-	samples int64 // samples produced, for the phase of each frequency
+	wave   []int16 // one period of the summed frequencies
+	phase  int     // next sample of wave; it runs on through off periods
+	pos    int     // sample index within the cadence
+	period int     // cadence length in samples; 0 = continuous
+	bounds []int   // sample index where each cadence period ends
 }
 
-// NewToneSource returns a source playing t. It panics when t has no frequency or a period of
-// the cadence is not positive: tones are program constants.
+// NewToneSource returns a source playing t. It panics when t has no frequency, a frequency is
+// not a whole number of Hz or a period of the cadence is not positive: tones are program
+// constants.
 func NewToneSource(t Tone) *ToneSource {
 	if len(t.Freqs) == 0 {
 		panic("media: tone without frequency")
 	}
-	s := &ToneSource{tone: t}
+	// The sum of whole-Hz sines repeats every 8000/gcd(8000, f1, f2...) samples: one period
+	// is computed here and copied into frames.
+	g := 8000
+	for _, f := range t.Freqs {
+		if f <= 0 || f != math.Trunc(f) {
+			panic(fmt.Sprintf("media: tone frequency %v is not a whole number of Hz", f))
+		}
+		g = gcd(g, int(f))
+	}
+	s := &ToneSource{wave: make([]int16, 8000/g)}
+	for k := range s.wave {
+		var v float64
+		for _, f := range t.Freqs {
+			v += math.Sin(2 * math.Pi * f * float64(k) / 8000)
+		}
+		s.wave[k] = int16(toneLevel * v)
+	}
 	for _, d := range t.Cadence {
 		if d <= 0 {
 			panic(fmt.Sprintf("media: tone cadence period %v", d))
@@ -61,35 +78,39 @@ func NewToneSource(t Tone) *ToneSource {
 	return s
 }
 
-// on reports whether the cadence is in an on period at sample pos.
-func (s *ToneSource) on(pos int) bool {
-	for i, b := range s.bounds {
-		if pos < b {
-			return i%2 == 0
-		}
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
 	}
-	return true
+	return a
 }
 
 // ReadFrame implements Source: it always fills the frame.
 func (s *ToneSource) ReadFrame(frame []int16) (int, error) {
-	for i := range frame {
-		if s.period == 0 || s.on(s.pos) {
-			var v float64
-			t := float64(s.samples) / 8000
-			for _, f := range s.tone.Freqs {
-				v += math.Sin(2 * math.Pi * f * t)
-			}
-			frame[i] = int16(toneLevel * v)
-		} else {
-			frame[i] = 0
-		}
-		s.samples++
+	for i := 0; i < len(frame); {
+		// The run of samples up to the end of the frame or of the cadence period.
+		n, on := len(frame)-i, true
 		if s.period > 0 {
-			if s.pos++; s.pos == s.period {
+			seg := 0
+			for s.pos >= s.bounds[seg] {
+				seg++
+			}
+			n, on = min(n, s.bounds[seg]-s.pos), seg%2 == 0
+			if s.pos += n; s.pos == s.period {
 				s.pos = 0
 			}
 		}
+		for j := i; j < i+n; j++ {
+			if on {
+				frame[j] = s.wave[s.phase]
+			} else {
+				frame[j] = 0
+			}
+			if s.phase++; s.phase == len(s.wave) {
+				s.phase = 0
+			}
+		}
+		i += n
 	}
 	return len(frame), nil
 }

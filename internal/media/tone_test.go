@@ -61,3 +61,51 @@ func TestRingbackCadenceAndFrequencies(t *testing.T) {
 		t.Error("LookupRingback is not case-insensitive")
 	}
 }
+
+// TestToneSourceMatchesFormula: read in frames of any size, a tone is sample for sample the sum
+// of its sines (phase running on through off periods) where its cadence is on, and silence
+// where it is off.
+func TestToneSourceMatchesFormula(t *testing.T) {
+	for name, tone := range Ringbacks {
+		src := NewToneSource(tone)
+		var bounds []int
+		period := 0
+		for _, d := range tone.Cadence {
+			period += int(d.Milliseconds() * 8)
+			bounds = append(bounds, period)
+		}
+		frame := make([]int16, 37) // not a divisor of any cadence period
+		for k := 0; k < 10*8000; {
+			src.ReadFrame(frame)
+			for _, got := range frame {
+				on, pos := true, k%period
+				for j, b := range bounds {
+					if pos < b {
+						on = j%2 == 0
+						break
+					}
+				}
+				want := 0.0
+				if on {
+					for _, f := range tone.Freqs {
+						want += math.Sin(2 * math.Pi * f * float64(k) / 8000)
+					}
+					want *= toneLevel
+				}
+				if math.Abs(float64(got)-want) > 1 {
+					t.Fatalf("%s: sample %d = %d, want %.1f", name, k, got, want)
+				}
+				k++
+			}
+		}
+	}
+}
+
+func BenchmarkToneSource(b *testing.B) {
+	src := NewToneSource(Ringbacks["us"])
+	frame := make([]int16, FrameSamples)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		src.ReadFrame(frame)
+	}
+}
