@@ -34,7 +34,7 @@ func (s *timerfdSleeper) arm(d time.Duration) error {
 
 func (s *timerfdSleeper) sleep(d time.Duration) {
 	if d <= 0 {
-		return
+		return // arming with 0 disarms the timerfd: the read would never return
 	}
 	if err := s.arm(d); err != nil {
 		time.Sleep(d)

@@ -534,9 +534,6 @@ func TestTransferBridge(t *testing.T) {
 	}
 }
 
-// TestTransferAudio: a bridge's transferaudio is fetched and handed to Bridge as the audio
-// the caller hears until the answer; one that cannot be fetched is ignored (VoiceXML 2.0
-// 2.3.7) and the transfer goes on with the platform's own (nil).
 // TestTransferConsultation: a consultation transfer is placed through Bridge, whose outcome
 // (connected, or a failure status) goes back to the interpreter unchanged.
 func TestTransferConsultation(t *testing.T) {
@@ -550,6 +547,9 @@ func TestTransferConsultation(t *testing.T) {
 	}
 }
 
+// TestTransferAudio: a bridge's transferaudio is fetched and handed to Bridge as the audio
+// the caller hears until the answer; one that cannot be fetched is ignored (VoiceXML 2.0
+// 2.3.7) and the transfer goes on with the platform's own (nil).
 func TestTransferAudio(t *testing.T) {
 	base := audioServer(t)
 	for _, tc := range []struct {

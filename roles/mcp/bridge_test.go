@@ -761,3 +761,20 @@ func BenchmarkFramePipe(b *testing.B) {
 		}
 	}
 }
+
+// TestRingbackConfig: mcp.transfer.ringback takes the tone names and none in any case, as the
+// tone lookup does, and names the key for anything else.
+func TestRingbackConfig(t *testing.T) {
+	for _, r := range []string{"us", "UK", "none", "None"} {
+		c := DefaultConfig()
+		c.Transfer.Ringback = r
+		if err := c.Validate("mcp"); err != nil {
+			t.Errorf("ringback %q: %v", r, err)
+		}
+	}
+	c := DefaultConfig()
+	c.Transfer.Ringback = "beep"
+	if err := c.Validate("mcp"); err == nil || !strings.Contains(err.Error(), "mcp.transfer.ringback") {
+		t.Errorf("ringback beep: %v, want an error naming mcp.transfer.ringback", err)
+	}
+}

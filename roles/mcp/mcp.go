@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,7 +239,7 @@ func (c Config) Validate(prefix string) error {
 	if c.FetchTimeout < 100*time.Millisecond {
 		return config.Errorf(prefix+".fetch_timeout", "must be at least 100ms")
 	}
-	if r := c.Transfer.Ringback; r != "none" {
+	if r := c.Transfer.Ringback; !strings.EqualFold(r, "none") {
 		if _, ok := media.LookupRingback(r); !ok {
 			return config.Errorf(prefix+".transfer.ringback", "%q: want one of %s, or none", r, media.RingbackNames())
 		}
