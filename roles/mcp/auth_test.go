@@ -275,3 +275,29 @@ func TestParseEntryCredentials(t *testing.T) {
 		t.Fatal("redactedURI changed the request's URI")
 	}
 }
+
+// TestAnnouncementBasicAuth: an announcement's audio on the application server is fetched with
+// the call's http-auth-* credentials and played; without them the server refuses it, the
+// fetch fails and the mcp ends the call without audio.
+func TestAnnouncementBasicAuth(t *testing.T) {
+	app := startAuthApp(t)
+	h := startMCP(t, nil)
+	a := newAgent(t)
+	audio := strings.TrimSuffix(app.url, "start.vxml") + "hello.wav"
+	for _, tc := range []struct {
+		params, creds string
+		heard         bool
+	}{
+		{";http-auth-user=ivr;http-auth-password=" + authPassword, "ok", true},
+		{"", "none", false},
+	} {
+		r := a.Run(context.Background(), caller.Options{Target: h.uri("annc", ";play="+audio+tc.params),
+			MaxDuration: 10 * time.Second})
+		if r.Code != 200 || r.HungUpBy != "remote" || (r.PacketsReceived >= 50) != tc.heard {
+			t.Fatalf("call %q: %+v, want audio %v", tc.params, r, tc.heard)
+		}
+		if hits, _ := app.take(); len(hits) != 1 || hits[0] != "GET /app/hello.wav "+tc.creds {
+			t.Fatalf("call %q: application server saw %q", tc.params, hits)
+		}
+	}
+}
