@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	gvpsip "github.com/opengvp/gvp/internal/sip"
+	"github.com/opengvp/gvp/internal/udpio"
 )
 
 // Transport limits.
@@ -61,7 +62,7 @@ type badHandler func(data []byte, from peer, err error)
 // read them; handlers must not block.
 type transport struct {
 	log    zerolog.Logger
-	udp    *net.UDPConn
+	udp    *udpio.Conn
 	tcp    *net.TCPListener
 	parser *sip.Parser // requests, and everything over TCP
 	resp   *sip.Parser // UDP responses
@@ -83,7 +84,11 @@ func newTransport(l *gvpsip.Listeners, maxMsg, maxConns int, log zerolog.Logger,
 	p.MaxMessageLength = maxMsg
 	rp := sip.NewParser(sip.WithHeadersParsers(proxyHeaderParsers(lazyResponseHeaders)))
 	rp.MaxMessageLength = maxMsg
-	return &transport{log: log, udp: l.UDP, tcp: l.TCP, parser: p, resp: rp, handle: h, bad: bad,
+	var udp *udpio.Conn
+	if l.UDP != nil {
+		udp = udpio.New(l.UDP)
+	}
+	return &transport{log: log, udp: udp, tcp: l.TCP, parser: p, resp: rp, handle: h, bad: bad,
 		maxConns: maxConns, conns: map[netip.AddrPort]*tcpConn{}}
 }
 
@@ -125,9 +130,9 @@ func (t *transport) close() {
 
 func (t *transport) readUDP() {
 	defer t.wg.Done()
-	buf := make([]byte, udpReadSize)
+	r := t.udp.NewReader(udpReadSize)
 	for {
-		n, addr, err := t.udp.ReadFromUDPAddrPort(buf)
+		data, addr, err := r.Read()
 		if err != nil {
 			if t.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -135,7 +140,6 @@ func (t *transport) readUDP() {
 			t.log.Warn().Err(err).Msg("udp read")
 			continue
 		}
-		data := buf[:n]
 		if isKeepAlive(data) {
 			continue
 		}
@@ -203,8 +207,7 @@ func (t *transport) send(p peer, data []byte) error {
 		if t.udp == nil {
 			return errors.New("udp is not enabled")
 		}
-		_, err := t.udp.WriteToUDPAddrPort(data, p.addr)
-		return err
+		return t.udp.WriteTo(data, p.addr)
 	case gvpsip.TCP:
 		if t.tcp == nil {
 			return errors.New("tcp is not enabled")
