@@ -92,7 +92,7 @@ func BenchmarkReceivePacket(b *testing.B) {
 		if _, err := tx.Write(pkt); err != nil {
 			b.Fatal(err)
 		}
-		n, from, err := s.rtpConn.ReadFromUDPAddrPort(s.rxBuf[:])
+		n, from, err := s.rtpConn.UDPConn().ReadFromUDPAddrPort(s.rxBuf[:])
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/opengvp/gvp/internal/media/dtmf"
 	"github.com/opengvp/gvp/internal/media/g711"
 	"github.com/opengvp/gvp/internal/media/sdpneg"
+	"github.com/opengvp/gvp/internal/udpio"
 )
 
 // Session defaults.
@@ -230,8 +231,8 @@ type Session struct {
 	e        *Engine
 	cfg      SessionConfig
 	port     int
-	rtpConn  *net.UDPConn
-	rtcpConn *net.UDPConn
+	rtpConn  *udpio.Conn
+	rtcpConn *udpio.Conn
 	readers  sync.WaitGroup
 
 	mu         sync.Mutex
@@ -295,7 +296,7 @@ type Session struct {
 
 func newSession(e *Engine, cfg SessionConfig, port int, rtpConn, rtcpConn *net.UDPConn) *Session {
 	s := &Session{
-		e: e, cfg: cfg, port: port, rtpConn: rtpConn, rtcpConn: rtcpConn,
+		e: e, cfg: cfg, port: port, rtpConn: udpio.New(rtpConn), rtcpConn: udpio.New(rtcpConn),
 		ssrc:   rand.Uint32(),
 		seq:    uint16(rand.Uint32()),
 		tsBase: rand.Uint32(),
@@ -351,7 +352,7 @@ func (s *Session) unlockAndDeliver() {
 // the engine binds to 0.0.0.0 the address is unspecified: put the host's
 // media address in the SDP.
 func (s *Session) LocalAddr() netip.AddrPort {
-	return s.rtpConn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return s.rtpConn.UDPConn().LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
 // Port returns the local RTP port.
@@ -631,7 +632,7 @@ func (s *Session) writeRTP(now time.Time, tick int64, pt uint8, marker bool, ts 
 		return
 	}
 	s.seq++
-	if _, err := s.rtpConn.WriteToUDPAddrPort(s.sendBuf[:rtpHeaderLen+n], s.remote); err != nil {
+	if err := s.rtpConn.WriteTo(s.sendBuf[:rtpHeaderLen+n], s.remote); err != nil {
 		return // ICMP errors and full buffers are not fatal for RTP
 	}
 	s.txPackets++
@@ -679,7 +680,7 @@ func (s *Session) sendRTCP(now time.Time) {
 	} else {
 		b = appendRR(s.rtcpBuf[:0], s.ssrc, rb, s.cname)
 	}
-	if _, err := s.rtcpConn.WriteToUDPAddrPort(b, s.remoteRTCP); err == nil {
+	if err := s.rtcpConn.WriteTo(b, s.remoteRTCP); err == nil {
 		s.stats.RTCPSent++
 	}
 	s.updateLossMetricLocked()
@@ -687,15 +688,16 @@ func (s *Session) sendRTCP(now time.Time) {
 
 func (s *Session) readRTP() {
 	defer s.readers.Done()
+	r := s.rtpConn.NewReader(s.rxBuf[:])
 	for {
-		n, from, err := s.rtpConn.ReadFromUDPAddrPort(s.rxBuf[:])
+		b, from, err := r.Read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		s.handleRTP(s.rxBuf[:n], from, time.Now())
+		s.handleRTP(b, from, time.Now())
 	}
 }
 
@@ -763,15 +765,16 @@ func (s *Session) handleRTP(b []byte, from netip.AddrPort, now time.Time) {
 
 func (s *Session) readRTCP() {
 	defer s.readers.Done()
+	r := s.rtcpConn.NewReader(s.rtcpRxBuf[:])
 	for {
-		n, from, err := s.rtcpConn.ReadFromUDPAddrPort(s.rtcpRxBuf[:])
+		b, from, err := r.Read()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		s.handleRTCP(s.rtcpRxBuf[:n], from, time.Now())
+		s.handleRTCP(b, from, time.Now())
 	}
 }
 

@@ -9,7 +9,7 @@ func TestRawPathInUse(t *testing.T) {
 		if u.sys.fd < 0 {
 			t.Errorf("%s %s: raw sendto not in use", tc.network, tc.addr)
 		}
-		if r := u.NewReader(64); r.sys.rc == nil {
+		if r := u.NewReader(make([]byte, 64)); r.sys.rc == nil {
 			t.Errorf("%s %s: raw recvfrom not in use", tc.network, tc.addr)
 		}
 	}

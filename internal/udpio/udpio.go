@@ -70,10 +70,10 @@ type Reader struct {
 	sys sysReader
 }
 
-// NewReader returns a Reader whose buffer holds datagrams of up to size bytes (longer ones are
-// truncated, as net.UDPConn's reads truncate them).
-func (u *Conn) NewReader(size int) *Reader {
-	r := &Reader{u: u, buf: make([]byte, size)}
+// NewReader returns a Reader that reads into buf: datagrams longer than buf are truncated, as
+// net.UDPConn's reads truncate them.
+func (u *Conn) NewReader(buf []byte) *Reader {
+	r := &Reader{u: u, buf: buf}
 	r.sys.init(u.c, r.buf)
 	return r
 }

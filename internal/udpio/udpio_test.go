@@ -71,7 +71,7 @@ func TestRoundTrip(t *testing.T) {
 			if tc.target != "" {
 				dst = netip.AddrPortFrom(netip.MustParseAddr(tc.target), dst.Port())
 			}
-			rb, ra := b.NewReader(2048), a.NewReader(2048)
+			rb, ra := b.NewReader(make([]byte, 2048)), a.NewReader(make([]byte, 2048))
 			for i := 0; i < 3; i++ {
 				msg := []byte(fmt.Sprintf("OPTIONS sip:x SIP/2.0 #%d", i))
 				if err := a.WriteTo(msg, dst); err != nil {
@@ -101,7 +101,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestEmptyAndTruncated(t *testing.T) {
 	a, b := listen(t, "udp4", "127.0.0.1:0"), listen(t, "udp4", "127.0.0.1:0")
-	r := b.NewReader(8)
+	r := b.NewReader(make([]byte, 8))
 	if err := a.WriteTo(nil, addrOf(b)); err != nil {
 		t.Fatalf("empty datagram: %v", err)
 	}
@@ -133,7 +133,7 @@ func TestCloseEndsReadsAndWrites(t *testing.T) {
 	a, b := listen(t, "udp4", "127.0.0.1:0"), listen(t, "udp4", "127.0.0.1:0")
 	errs := make(chan error, 2)
 	for i := 0; i < 2; i++ {
-		r := b.NewReader(1500)
+		r := b.NewReader(make([]byte, 1500))
 		go func() {
 			for {
 				if _, _, err := r.Read(); err != nil {
@@ -192,7 +192,7 @@ func TestCloseEndsReadsAndWrites(t *testing.T) {
 func BenchmarkWriteTo(b *testing.B) {
 	dst := listen(b, "udp4", "127.0.0.1:0")
 	go func() {
-		r := dst.NewReader(2048)
+		r := dst.NewReader(make([]byte, 2048))
 		for {
 			if _, _, err := r.Read(); err != nil {
 				return

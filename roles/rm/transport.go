@@ -130,7 +130,7 @@ func (t *transport) close() {
 
 func (t *transport) readUDP() {
 	defer t.wg.Done()
-	r := t.udp.NewReader(udpReadSize)
+	r := t.udp.NewReader(make([]byte, udpReadSize))
 	for {
 		data, addr, err := r.Read()
 		if err != nil {

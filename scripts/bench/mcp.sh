@@ -16,6 +16,7 @@
 # at a lower priority so the figures describe the mcp rather than the contention.
 # CALLER_SILENCE (true): callers send RTP silence all along, as phones do (the mcp receives as
 # much as it sends); false makes them listen only, as sipp's callers do.
+# BENCH_BIN: a gvp binary to use instead of building one.
 set -euo pipefail
 SERVICE=bench-mcp
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,8 +34,12 @@ ADMIN_PORT=${ADMIN_PORT:-28301}
 WORK=$(mktemp -d /tmp/gvp-bench-mcp.XXXXXX)
 command -v jq >/dev/null || die "jq is needed"
 
-log "building gvp"
-( cd "$ROOT" && go build -o "$WORK/gvp" . )
+if [ -n "${BENCH_BIN:-}" ]; then
+  cp "$BENCH_BIN" "$WORK/gvp"
+else
+  log "building gvp"
+  ( cd "$ROOT" && go build -o "$WORK/gvp" . )
+fi
 cp "$ROOT/roles/mcp/testdata/one_two_three_8k_ulaw.wav" "$WORK/prompt.wav"
 PROMPT="file://$WORK/prompt.wav"
 
