@@ -4,10 +4,11 @@
 // On Linux the datagrams move with raw sendto/recvfrom calls on the connection's non-blocking
 // socket, which return at once, instead of the Go runtime's system-call path. That path hands
 // the goroutine's processor over whenever a call seems to block for more than 20 µs; on loopback
-// a sendto also delivers the datagram and wakes its receiver, and on a busy host that is
-// preempted often enough that the runtime switches threads for it more than once per message.
+// a sendto also delivers the datagram and wakes its receiver, and on a busy host it is
+// preempted often enough that this cost rm about one extra context switch per call.
 // A full send buffer, or a read with nothing to read, falls back to the runtime's poller, so
-// nothing ever blocks a thread. Elsewhere the net package's methods are used.
+// nothing ever blocks a thread. Elsewhere the net package's methods are used. Deadlines set on
+// the connection do not apply to the raw path: it never waits.
 package udpio
 
 import (

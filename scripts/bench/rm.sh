@@ -2,12 +2,13 @@
 # rm.sh — call-rate benchmark of gvp's rm against Kamailio 5.6 on the same load:
 # sipp UAC -> proxy -> 2 sipp UAS (round robin), at increasing rates. For each proxy it prints
 # the highest calls/s completed with 0 failed calls and the p99 INVITE->200 time at that rate,
-# then the ratio gvp/Kamailio.
+# then the ratio gvp/Kamailio. The same load sent straight to one UAS ("direct") is the
+# baseline of the latency a proxy adds: p99 through each proxy minus p99 direct, per rate.
 #
 # Usage: scripts/bench/rm.sh [rates...]     (default rates: 1000 2000 3000 4000 5000 6000 8000)
 # Env:   STEP_SECONDS (default 4): duration of each rate step.
-#        PROXIES (default "gvp kamailio"): the proxies to measure; at each rate they take
-#          turns, the first alternating from one rate to the next.
+#        PROXIES (default "gvp kamailio direct"): the proxies to measure (direct: no proxy);
+#          at each rate they take turns, the first rotating from one rate to the next.
 #        BENCH_BIN: a gvp binary to use instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +16,7 @@ ROOT=$(pwd)
 . "$ROOT/scripts/lib.sh"
 RATES=${*:-1000 2000 3000 4000 5000 6000 8000}
 STEP=${STEP_SECONDS:-4}
-PROXIES=${PROXIES:-gvp kamailio}
+PROXIES=${PROXIES:-gvp kamailio direct}
 W=$(mktemp -d /tmp/gvp-bench-rm.XXXXXX)
 PIDS=()
 cleanup() {
@@ -65,7 +66,8 @@ kill -0 $KAMPID 2>/dev/null || { cat "$W/kamailio.log"; exit 1; }
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # CPU ticks (1/100 s) of a proxy: the process and its children (Kamailio forks workers).
-group_ticks() { local s=0 p; for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+group_ticks() { local s=0 p; [ -n "$1" ] || { echo 0; return; }
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
   s=$((s + $(cpu_ticks "$p"))); done; echo $s; }
 
 # The bench caller has no pause between ACK and BYE. A 180 that a multi-process proxy relays
@@ -92,16 +94,16 @@ run_step() {
 }
 
 # step NAME RATE: one rate step through proxy NAME; prints the line and records the result.
-declare -A BEST=() BESTP99=() DONE=() PORT=([gvp]=$RM [kamailio]=$KAM) PID=([gvp]=$RMPID [kamailio]=$KAMPID)
-declare -A LABEL=([gvp]=gvp-rm [kamailio]=kamailio)
+declare -A BEST=() BESTP99=() DONE=() P99=() PORT=([gvp]=$RM [kamailio]=$KAM [direct]=$UAS1)
+declare -A PID=([gvp]=$RMPID [kamailio]=$KAMPID [direct]=) LABEL=([gvp]=gvp-rm [kamailio]=kamailio [direct]=direct)
 step() {
-  local name=$1 r=$2 t0 t1 res failed p99
+  local name=$1 r=$2 t0 t1 res failed p99 cpu=-
   t0=$(group_ticks "${PID[$name]}")
   res=$(run_step "${PORT[$name]}" "$r"); failed=${res% *}; p99=${res#* }
   t1=$(group_ticks "${PID[$name]}")
-  local cpu_us=$(( (t1 - t0) * 10000 / (r * STEP) ))
-  printf '%-9s %6d calls/s: failed=%-6s p99=%s ms  cpu/call=%d us\n' "${LABEL[$name]}" "$r" "$failed" "$p99" "$cpu_us" >&2
-  if [ "$failed" = 0 ]; then BEST[$name]=$r; BESTP99[$name]=$p99; else DONE[$name]=1; fi
+  [ -n "${PID[$name]}" ] && cpu=$(( (t1 - t0) * 10000 / (r * STEP) ))
+  printf '%-9s %6d calls/s: failed=%-6s p99=%s ms  cpu/call=%s us\n' "${LABEL[$name]}" "$r" "$failed" "$p99" "$cpu" >&2
+  if [ "$failed" = 0 ]; then BEST[$name]=$r; BESTP99[$name]=$p99; P99[$name,$r]=$p99; else DONE[$name]=1; fi
   sleep 2
 }
 
@@ -113,8 +115,8 @@ for r in $RATES; do
   for p in "${order[@]}"; do
     [ -z "${DONE[$p]:-}" ] && step "$p" "$r"
   done
-  [ ${#order[@]} -gt 1 ] && order=("${order[1]}" "${order[0]}")
-  all=1; for p in $PROXIES; do [ -z "${DONE[$p]:-}" ] && all=0; done
+  order=("${order[@]:1}" "${order[0]}")
+  all=1; for p in $PROXIES; do [ "$p" != direct ] && [ -z "${DONE[$p]:-}" ] && all=0; done
   [ $all = 1 ] && break
 done
 gvp="${BEST[gvp]:-0} ${BESTP99[gvp]:-n/a}" kam="${BEST[kamailio]:-0} ${BESTP99[kamailio]:-n/a}"
@@ -123,3 +125,15 @@ echo
 printf 'gvp rm:   %s calls/s with 0 failures, p99 %s ms\n' "${gvp% *}" "${gvp#* }"
 printf 'kamailio: %s calls/s with 0 failures, p99 %s ms\n' "${kam% *}" "${kam#* }"
 awk -v g="${gvp% *}" -v k="${kam% *}" 'BEGIN { if (k > 0) printf "ratio gvp/kamailio: %.2f\n", g / k }'
+# Latency added by each proxy: its p99 minus the direct p99 at the same rate (rates where both
+# completed without failures).
+for r in $RATES; do
+  d=${P99[direct,$r]:-}
+  [ -n "$d" ] && [ "$d" != n/a ] || continue
+  line=""
+  for p in gvp kamailio; do
+    v=${P99[$p,$r]:-}
+    [ -n "$v" ] && [ "$v" != n/a ] && line+=$(awk -v n="${LABEL[$p]}" -v a="$v" -v b="$d" 'BEGIN { printf "  %s %+.2f ms", n, a - b }')
+  done
+  [ -n "$line" ] && printf 'added p99 at %d calls/s (direct %s ms):%s\n' "$r" "$d" "$line"
+done
