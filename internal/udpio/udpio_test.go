@@ -220,3 +220,21 @@ func BenchmarkWriteTo(b *testing.B) {
 		}
 	})
 }
+
+// Sending and receiving a datagram allocate nothing (per-packet paths of rm and the media).
+func TestNoAllocations(t *testing.T) {
+	a, b := listen(t, "udp4", "127.0.0.1:0"), listen(t, "udp4", "127.0.0.1:0")
+	r := b.NewReader(make([]byte, 1500))
+	msg := []byte("RTP packet")
+	to := addrOf(b)
+	if n := testing.AllocsPerRun(200, func() {
+		if err := a.WriteTo(msg, to); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, err := r.Read(); err != nil || len(got) != len(msg) {
+			t.Fatalf("read %q, %v", got, err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per datagram sent and read", n)
+	}
+}
