@@ -49,7 +49,6 @@ func (s *sysConn) writeTo(b []byte, a netip.AddrPort) (bool, error) {
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
-	port := a.Port()<<8 | a.Port()>>8 // network byte order
 	var e syscall.Errno
 	switch s.domain {
 	case unix.AF_INET:
@@ -57,11 +56,13 @@ func (s *sysConn) writeTo(b []byte, a netip.AddrPort) (bool, error) {
 		if !ip.Is4() {
 			return false, nil // the net package reports the mismatch
 		}
-		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Port: port, Addr: ip.As4()}
+		sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
+		putPort(&sa.Port, a.Port())
 		_, _, e = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(b)), 0,
 			uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
 	default:
-		sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: port, Addr: a.Addr().As16()}
+		sa := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.Addr().As16()}
+		putPort(&sa.Port, a.Port())
 		_, _, e = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(b)), 0,
 			uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa))
 	}
@@ -73,6 +74,18 @@ func (s *sysConn) writeTo(b []byte, a netip.AddrPort) (bool, error) {
 	}
 	return true, &net.OpError{Op: "write", Net: "udp", Source: s.local, Addr: net.UDPAddrFromAddrPort(a),
 		Err: os.NewSyscallError("sendto", e)}
+}
+
+// putPort stores port in a sockaddr's port field, in network byte order on any host.
+func putPort(dst *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(dst))
+	b[0], b[1] = byte(port>>8), byte(port)
+}
+
+// getPort reads a sockaddr's port field (network byte order).
+func getPort(src *uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(src))
+	return uint16(b[0])<<8 | uint16(b[1])
 }
 
 // sysReader reads with raw recvfrom calls made through the connection's RawConn.Read, which
@@ -134,14 +147,14 @@ func (r *sysReader) recv(fd uintptr) bool {
 		switch r.sa.Addr.Family {
 		case unix.AF_INET:
 			sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&r.sa))
-			r.from = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), sa.Port<<8|sa.Port>>8)
+			r.from = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), getPort(&sa.Port))
 		case unix.AF_INET6:
 			sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&r.sa))
 			ip := netip.AddrFrom16(sa.Addr)
 			if sa.Scope_id != 0 {
 				ip = ip.WithZone(strconv.FormatUint(uint64(sa.Scope_id), 10))
 			}
-			r.from = netip.AddrPortFrom(ip, sa.Port<<8|sa.Port>>8)
+			r.from = netip.AddrPortFrom(ip, getPort(&sa.Port))
 		}
 		return true
 	}

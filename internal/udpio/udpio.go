@@ -17,11 +17,11 @@ import (
 	"sync"
 )
 
-// Conn is a UDP socket. Writes and reads may run concurrently; Close waits for writes in flight.
+// Conn is a UDP socket. Writes and reads may run concurrently, with each other and with Close.
 type Conn struct {
 	c *net.UDPConn
 
-	mu     sync.RWMutex // held shared by each write, exclusively by Close
+	mu     sync.RWMutex // held shared by each raw write, exclusively by Close: the descriptor stays open under a raw write
 	closed bool
 	sys    sysConn
 }
@@ -39,19 +39,22 @@ func (u *Conn) UDPConn() *net.UDPConn { return u.c }
 // WriteTo sends b as one datagram to a.
 func (u *Conn) WriteTo(b []byte, a netip.AddrPort) error {
 	u.mu.RLock()
-	defer u.mu.RUnlock()
 	if u.closed {
+		u.mu.RUnlock()
 		return net.ErrClosed
 	}
-	if done, err := u.sys.writeTo(b, a); done {
+	done, err := u.sys.writeTo(b, a)
+	u.mu.RUnlock()
+	if done {
 		return err
 	}
-	_, err := u.c.WriteToUDPAddrPort(b, a)
+	// The net package waits for room, and Close interrupts that wait.
+	_, err = u.c.WriteToUDPAddrPort(b, a)
 	return err
 }
 
-// Close closes the socket once the writes in flight have returned. Readers blocked in Read
-// return net.ErrClosed.
+// Close closes the socket once the raw writes in flight have returned (they never wait).
+// Readers waiting in Read return net.ErrClosed.
 func (u *Conn) Close() error {
 	u.mu.Lock()
 	if u.closed {
