@@ -21,7 +21,9 @@ import (
 type Conn struct {
 	c *net.UDPConn
 
-	mu     sync.RWMutex // held shared by each raw write, exclusively by Close: the descriptor stays open under a raw write
+	// mu is held shared around each raw write and exclusively by Close, so that the descriptor
+	// stays open (and is not reused) under a raw write.
+	mu     sync.RWMutex
 	closed bool
 	sys    sysConn
 }
@@ -66,8 +68,8 @@ func (u *Conn) Close() error {
 	return u.c.Close()
 }
 
-// Reader reads datagrams into its own buffer. One goroutine uses a Reader; several Readers may
-// read from one Conn.
+// Reader reads datagrams into the buffer it was made with. One goroutine uses a Reader; several
+// Readers may read from one Conn.
 type Reader struct {
 	u   *Conn
 	buf []byte
