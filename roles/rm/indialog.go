@@ -197,12 +197,14 @@ func (p *proxy) onRawRequest(data []byte, from peer) bool {
 }
 
 // isOursScanned reports whether u names rm (the Record-Route it inserts).
-func (p *proxy) isOursScanned(u uriScan) bool {
-	port := u.port
+func (p *proxy) isOursScanned(u uriScan) bool { return p.isOurHostPort(u.host, u.port) }
+
+// isOurHostPort reports whether host and port (0 when absent: 5060) are rm's, as read in place.
+func (p *proxy) isOurHostPort(host []byte, port int) bool {
 	if port == 0 {
 		port = sip.DefaultUdpPort
 	}
-	return port == p.port && bytes.EqualFold(u.host, p.hostBytes)
+	return port == p.port && bytes.EqualFold(host, p.hostBytes)
 }
 
 // scannedHop is where a request whose next hop is u goes: u's transport, else popped, else

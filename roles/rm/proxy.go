@@ -546,11 +546,7 @@ func (p *proxy) onRawResponse(data []byte, _ peer) bool {
 	if !ok {
 		return false
 	}
-	port := s.via.port
-	if port == 0 {
-		port = sip.DefaultUdpPort
-	}
-	if port != p.port || !bytes.EqualFold(s.via.host, p.hostBytes) {
+	if !p.isOurHostPort(s.via.host, s.via.port) {
 		return true // not through rm: dropped, as onResponse does
 	}
 	tx, ok := p.ctx.get(clientKey(bytesKey(s.via.branch), s.seqMethod))

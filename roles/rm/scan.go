@@ -105,6 +105,19 @@ func scanDecimal(v []byte) (int, bool) {
 	return n, true
 }
 
+// scanPort reads the port at the start of b: up to 5 digits, at most 65535. n is the number of
+// digits read, 0 when there is no valid port.
+func scanPort(b []byte) (port, n int) {
+	for n < len(b) && n < 5 && isDigit(b[n]) {
+		port = port*10 + int(b[n]-'0')
+		n++
+	}
+	if port > 65535 {
+		return 0, 0
+	}
+	return port, n
+}
+
 // viaScan is the first value of a Via header.
 type viaScan struct {
 	host       []byte
@@ -154,16 +167,11 @@ func scanTopVia(b []byte, h scannedHeader, v *viaScan) bool {
 	}
 	v.host = top[hs:i]
 	if i < len(top) && top[i] == ':' {
-		i++
-		ps, port := i, 0
-		for i < len(top) && isDigit(top[i]) && i-ps < 5 {
-			port = port*10 + int(top[i]-'0')
-			i++
-		}
-		if i == ps || port > 65535 {
+		port, n := scanPort(top[i+1:])
+		if n == 0 {
 			return false
 		}
-		v.port = port
+		v.port, i = port, i+1+n
 	}
 	v.branch = nil
 	for {
@@ -460,7 +468,6 @@ type uriScan struct {
 	host      []byte
 	port      int    // 0 when absent
 	transport string // "udp", "tcp", or "" when absent
-	lr        bool
 }
 
 // scanURI reads a sip: URI. Other schemes, IPv6 references and transports other than UDP and
@@ -485,25 +492,18 @@ func scanURI(u []byte) (s uriScan, ok bool) {
 	}
 	s.host = u[:i]
 	if i < len(u) && u[i] == ':' {
-		i++
-		ps := i
-		for i < len(u) && isDigit(u[i]) && i-ps < 5 {
-			s.port = s.port*10 + int(u[i]-'0')
-			i++
-		}
-		if i == ps || s.port > 65535 || (i < len(u) && u[i] != ';') {
+		port, n := scanPort(u[i+1:])
+		if i += 1 + n; n == 0 || (i < len(u) && u[i] != ';') {
 			return s, false
 		}
+		s.port = port
 	}
 	params := u[i:]
 	for len(params) > 0 {
 		var p []byte
 		p, params, _ = bytes.Cut(params, []byte(";"))
 		name, val, _ := bytes.Cut(p, []byte("="))
-		switch {
-		case bytesEq(name, "lr"):
-			s.lr = true
-		case bytesEq(name, "transport"):
+		if bytesEq(name, "transport") {
 			switch {
 			case bytesEq(val, "udp"):
 				s.transport = "udp"
