@@ -171,7 +171,7 @@ func (c *execCtx) activeGrammars(f *formState, it *Item) ([]*activeGrammar, erro
 			var err error
 			switch {
 			case sc.link != nil:
-				err = addLinks([]*Link{sc.link}, d)
+				err = addJump(&sc.link.Jump, d)
 			case sc.dlg == f.dlg:
 				// The current dialog's grammars are active at form level.
 			case sc.dlg.Menu:

@@ -216,18 +216,23 @@ func (p *parser) catch(c *xmltree.Node) (*Catch, bool, error) {
 	return ct, true, nil
 }
 
-// jumpOf reads the attributes shared by <link> and <choice>.
-func jumpOf(c *xmltree.Node) Jump {
+// jumpOf reads the attributes shared by <link> and <choice>, of which exactly one of next,
+// expr, event and eventexpr names where it goes.
+func jumpOf(c *xmltree.Node) (Jump, error) {
+	if err := exactlyOne(c, "next", "expr", "event", "eventexpr"); err != nil {
+		return Jump{}, err
+	}
 	return Jump{Next: c.AttrOr("next", ""), Expr: c.AttrOr("expr", ""), Event: c.AttrOr("event", ""),
 		EventExpr: c.AttrOr("eventexpr", ""), Message: c.AttrOr("message", ""), MessageExpr: c.AttrOr("messageexpr", ""),
-		DTMF: c.AttrOr("dtmf", ""), Fetch: fetchAttrs(c)}
+		DTMF: c.AttrOr("dtmf", ""), Fetch: fetchAttrs(c)}, nil
 }
 
 func (p *parser) link(c *xmltree.Node) (*Link, error) {
-	l := &Link{Jump: jumpOf(c)}
-	if err := exactlyOne(c, "next", "expr", "event", "eventexpr"); err != nil {
+	j, err := jumpOf(c)
+	if err != nil {
 		return nil, err
 	}
+	l := &Link{Jump: j}
 	for _, g := range c.Elements() {
 		if !isVXML(g) {
 			continue
@@ -387,10 +392,11 @@ func (p *parser) menu(n *xmltree.Node, d *Dialog) error {
 			}
 			it.Prompts = append(it.Prompts, &PromptEl{Count: 1, Content: []PNode{pn}})
 		case "choice":
-			ch := &Choice{Jump: jumpOf(c)}
-			if err := exactlyOne(c, "next", "expr", "event", "eventexpr"); err != nil {
+			j, err := jumpOf(c)
+			if err != nil {
 				return err
 			}
+			ch := &Choice{Jump: j}
 			if err := p.choiceContent(c, ch); err != nil {
 				return err
 			}

@@ -39,9 +39,16 @@ type abnfParser struct {
 }
 
 func (p *abnfParser) errf(format string, a ...any) error {
-	line := 1 + strings.Count(p.src[:min(p.pos, len(p.src))], "\n")
-	return fmt.Errorf("%w: ABNF line %d: %s", ErrGrammar, line, fmt.Sprintf(format, a...))
+	return fmt.Errorf("%w: ABNF line %d: %s", ErrGrammar, p.line(), fmt.Sprintf(format, a...))
 }
+
+// wrap adds the current line to err, already an ErrGrammar.
+func (p *abnfParser) wrap(err error) error {
+	return fmt.Errorf("ABNF line %d: %w", p.line(), err)
+}
+
+// line is the line number of the parser's position.
+func (p *abnfParser) line() int { return 1 + strings.Count(p.src[:min(p.pos, len(p.src))], "\n") }
 
 // skip skips white space and comments.
 func (p *abnfParser) skip() {
@@ -312,7 +319,7 @@ func (p *abnfParser) unit() (Expansion, error) {
 		}
 		lo, hi, err := parseRepeat(spec)
 		if err != nil {
-			return nil, p.errf("%v", err)
+			return nil, p.wrap(err)
 		}
 		e = &Repeat{Min: lo, Max: hi, Item: e}
 	}
@@ -373,7 +380,7 @@ func (p *abnfParser) primary() (Expansion, error) {
 		p.langSuffix()
 		toks, err := splitTokens(text, p.g.Mode)
 		if err != nil {
-			return nil, p.errf("%v", err)
+			return nil, p.wrap(err)
 		}
 		if len(toks) == 0 {
 			return nil, p.errf("empty quoted token")
@@ -389,7 +396,7 @@ func (p *abnfParser) primary() (Expansion, error) {
 		p.langSuffix()
 		toks, err := splitTokens(w, p.g.Mode)
 		if err != nil {
-			return nil, p.errf("%v", err)
+			return nil, p.wrap(err)
 		}
 		return tokensExp(toks), nil
 	}
@@ -412,7 +419,7 @@ func (p *abnfParser) externalRef() (Expansion, error) {
 	}
 	ref, err := p.g.ruleRef(uri, typ)
 	if err != nil {
-		return nil, p.errf("%v", err)
+		return nil, p.wrap(err)
 	}
 	return ref, nil
 }

@@ -205,10 +205,10 @@ func (g *Grammar) ruleRef(uri, typ string) (*RuleRef, error) {
 	return g.externalRef(uri, typ)
 }
 
-// externalRef returns the reference to uri (a URI with an optional #rule
+// externalRef returns the reference to uri (trimmed, a URI with an optional #rule
 // fragment, not starting with '#'), recording it in g.Externals.
 func (g *Grammar) externalRef(uri, typ string) (*RuleRef, error) {
-	doc, frag, hasFrag := strings.Cut(strings.TrimSpace(uri), "#")
+	doc, frag, hasFrag := strings.Cut(uri, "#")
 	if hasFrag && frag == "" {
 		return nil, fmt.Errorf("%w: rule reference %q names no rule", ErrGrammar, uri)
 	}

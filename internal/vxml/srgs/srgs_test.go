@@ -2,6 +2,7 @@ package srgs
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/dop251/goja"
@@ -168,8 +169,11 @@ func TestParseErrors(t *testing.T) {
 		"mode dtmf; root $nope; $r = 1;",
 	}
 	for _, s := range bad {
-		if _, err := ParseABNF(s, ""); !errors.Is(err, ErrGrammar) {
+		_, err := ParseABNF(s, "")
+		if !errors.Is(err, ErrGrammar) {
 			t.Errorf("%q: err = %v, want ErrGrammar", s, err)
+		} else if n := strings.Count(err.Error(), ErrGrammar.Error()); n != 1 {
+			t.Errorf("%q: %q says %q %d times", s, err, ErrGrammar, n)
 		}
 	}
 	badXML := []string{
