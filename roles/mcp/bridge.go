@@ -126,28 +126,16 @@ func (c *Call) Bridge(ctx context.Context, req *vxml.TransferRequest, connecting
 
 // handOver keeps the caller and the answered callee of a consultation transfer connected
 // after the VoiceXML session has ended, until one of them hangs up or maxTime passes; then
-// the call ends (BYE to whoever is left, CDR reason transfer).
+// the call ends (BYE to whoever is left, CDR reason transfer). It runs on the interpreter's
+// goroutine, so the application's Run sees it in c.handover when the session ends.
 func (c *Call) handOver(out *OutboundCall, maxTime time.Duration) {
-	done := make(chan struct{})
-	c.mu.Lock()
-	c.handover = done
-	c.mu.Unlock()
-	go func() {
-		defer close(done)
+	c.handover.Go(func() {
 		res, err := c.bridgeCall(c.ctx, out, maxTime)
 		if err != nil {
 			return // the caller hung up: the call has ended and the callee got its BYE
 		}
 		c.end(billing.EndTransfer, "consultation transfer: "+res.Status, true)
-	}()
-}
-
-// HandedOver returns a channel closed once the connection of a consultation transfer has
-// ended, or nil when the call was not handed over.
-func (c *Call) HandedOver() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.handover
+	})
 }
 
 // preAnswer is what the caller of a bridge transfer hears before the callee answers.

@@ -709,6 +709,9 @@ func TestConsultationTransfer(t *testing.T) {
 	}
 	// The fixture is about 1.4 s of speech: the caller hears it after the document ended.
 	waitFor(t, "the callee's announcement", 10*time.Second, func() bool { return heard.loud.Load() >= 25 })
+	if n := h.m.Active(); n != 1 {
+		t.Fatalf("%d active calls during the hand-over, want 1 (the call counts against max_sessions)", n)
+	}
 	hungUp(t, c)
 	waitFor(t, "calls to end", 10*time.Second, func() bool { return h.m.Active() == 0 && callee.m.Active() == 0 })
 	var reason billing.EndReason

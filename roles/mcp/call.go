@@ -63,10 +63,10 @@ type Call struct {
 	answerAt  time.Time
 	reliable  bool
 
-	sess *media.Session
+	sess     *media.Session
+	handover sync.WaitGroup // a consultation transfer's connection, until it ends
 
 	mu              sync.Mutex
-	handover        chan struct{} // closed when a consultation transfer's connection ends
 	state           callState
 	neg             *sdpneg.Negotiator
 	remoteTarget    sip.Uri

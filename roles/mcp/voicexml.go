@@ -136,9 +136,7 @@ func (a voiceXMLApp) account(c *Call, res *vxml.Result) {
 func (a voiceXMLApp) Run(ctx context.Context, c *Call) error {
 	res := a.r.Run(c.entry.fetchContext(ctx), callPlatform{c}, sessionInfo(c), initialPage(c), c.log)
 	a.account(c, res)
-	if h := c.HandedOver(); h != nil {
-		<-h // a consultation transfer keeps the caller connected to the callee until one hangs up
-	}
+	c.handover.Wait() // a consultation transfer keeps the caller connected to the callee until one hangs up
 	if e := c.log.Debug(); e.Enabled() {
 		trace := make([]string, len(res.Trace))
 		for i, t := range res.Trace {
