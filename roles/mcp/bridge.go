@@ -200,11 +200,7 @@ func (c *Call) bridgeCall(ctx context.Context, out *OutboundCall, maxTime time.D
 	c.setDigitRelay(out.Media())
 	defer c.setDigitRelay(nil)
 	// And the callee's keys go to the caller.
-	out.OnDigits(func(d rune) {
-		if err := c.sess.SendDigits(string(d), 0); err != nil {
-			c.log.Debug().Err(err).Str("digit", string(d)).Msg("dtmf not relayed to the caller")
-		}
-	})
+	out.OnDigits(func(d rune) { c.relayDigit(c.sess, d, "the caller") })
 	defer out.OnDigits(nil)
 	c.sess.SetSink(up)
 	out.Media().SetSink(down)
@@ -251,6 +247,14 @@ func (c *Call) bridgeCall(ctx context.Context, out *OutboundCall, maxTime time.D
 		return nil, ErrCallEnded
 	default:
 		return nil, ctx.Err()
+	}
+}
+
+// relayDigit sends d to s as an RFC 4733 event (one leg of a bridge to the other); a failure
+// is only logged.
+func (c *Call) relayDigit(s *media.Session, d rune, to string) {
+	if err := s.SendDigits(string(d), 0); err != nil {
+		c.log.Debug().Err(err).Str("digit", string(d)).Msg("dtmf not relayed to " + to)
 	}
 }
 

@@ -185,9 +185,7 @@ func (c *Call) onDigit(d rune, method string) {
 	}
 	c.dmu.Unlock()
 	if relay != nil {
-		if err := relay.SendDigits(string(d), 0); err != nil {
-			c.log.Debug().Err(err).Str("digit", string(d)).Msg("dtmf not relayed to the bridged callee")
-		}
+		c.relayDigit(relay, d, "the bridged callee")
 	}
 	select {
 	case c.dnotify <- struct{}{}:
