@@ -2,7 +2,6 @@ package rm
 
 import (
 	"hash/maphash"
-	"strconv"
 	"time"
 )
 
@@ -54,19 +53,7 @@ func newRetiredTable(ttl time.Duration) *retiredTable {
 }
 
 // hash is the table's key for k.
-func (t *retiredTable) hash(k txKey) uint64 {
-	var h maphash.Hash
-	h.SetSeed(t.seed)
-	h.WriteString(k.branch)
-	h.WriteByte(0)
-	h.WriteString(k.host)
-	h.WriteByte(0)
-	var b [8]byte
-	h.Write(strconv.AppendInt(b[:0], int64(k.port), 10))
-	h.WriteByte(0)
-	h.WriteString(string(k.method))
-	return h.Sum64()
-}
+func (t *retiredTable) hash(k txKey) uint64 { return maphash.Comparable(t.seed, k) }
 
 // put records the transaction k as retired, with the response to repeat (kept, not copied; nil
 // for none).
@@ -82,8 +69,10 @@ func (t *retiredTable) put(k txKey, last []byte, now time.Time) {
 }
 
 // get reports whether k is a retired transaction, with the response to repeat.
-func (t *retiredTable) get(k txKey) ([]byte, bool) {
-	key := t.hash(k)
+func (t *retiredTable) get(k txKey) ([]byte, bool) { return t.lookup(t.hash(k)) }
+
+// lookup is get for a key already hashed.
+func (t *retiredTable) lookup(key uint64) ([]byte, bool) {
 	s := &t.shards[key&15]
 	s.mu.Lock()
 	e, ok := s.m[key]

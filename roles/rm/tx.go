@@ -152,7 +152,8 @@ type serverTx struct {
 // false and the transaction it belongs to, or nil when that one is retired (its last response,
 // if any, then already went to src again).
 func (p *proxy) newServerTx(key txKey, method sip.RequestMethod, src peer) (*serverTx, bool) {
-	if p.absorbRetired(key, src) {
+	rh := p.retired.hash(key)
+	if p.absorbRetired(rh, src) {
 		return nil, false
 	}
 	tx := &serverTx{p: p, key: key, src: src, invite: method == sip.INVITE, start: time.Now(),
@@ -163,16 +164,17 @@ func (p *proxy) newServerTx(key txKey, method sip.RequestMethod, src peer) (*ser
 	}
 	// The transaction may have retired between the two lookups (retired, then gone from the
 	// live table): it is in the retired table now.
-	if p.absorbRetired(key, src) {
+	if p.absorbRetired(rh, src) {
 		p.stx.del(key)
 		return nil, false
 	}
 	return got, true
 }
 
-// absorbRetired reports whether key is a retired transaction, sending its last response to src again.
-func (p *proxy) absorbRetired(key txKey, src peer) bool {
-	last, ok := p.retired.get(key)
+// absorbRetired reports whether the transaction whose retired-table hash is h is retired,
+// sending its last response to src again.
+func (p *proxy) absorbRetired(h uint64, src peer) bool {
+	last, ok := p.retired.lookup(h)
 	if ok && last != nil {
 		_ = p.tp.send(src, last)
 	}
