@@ -41,6 +41,17 @@ stop_pids() {
   for p in "$@"; do kill -9 "$p" 2>/dev/null || true; done
 }
 
+# bench_binary ROOT DEST: the gvp a benchmark runs: a copy of $BENCH_BIN when set, else one
+# built from the checkout at ROOT.
+bench_binary() {
+  if [ -n "${BENCH_BIN:-}" ]; then
+    cp "$BENCH_BIN" "$2"
+  else
+    log "building gvp"
+    ( cd "$1" && go build -o "$2" . )
+  fi
+}
+
 # tcp_open HOST PORT: true when a TCP connect succeeds.
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 

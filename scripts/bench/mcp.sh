@@ -34,12 +34,7 @@ ADMIN_PORT=${ADMIN_PORT:-28301}
 WORK=$(mktemp -d /tmp/gvp-bench-mcp.XXXXXX)
 command -v jq >/dev/null || die "jq is needed"
 
-if [ -n "${BENCH_BIN:-}" ]; then
-  cp "$BENCH_BIN" "$WORK/gvp"
-else
-  log "building gvp"
-  ( cd "$ROOT" && go build -o "$WORK/gvp" . )
-fi
+bench_binary "$ROOT" "$WORK/gvp"
 cp "$ROOT/roles/mcp/testdata/one_two_three_8k_ulaw.wav" "$WORK/prompt.wav"
 PROMPT="file://$WORK/prompt.wav"
 

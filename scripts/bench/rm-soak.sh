@@ -45,12 +45,7 @@ for p in "$UAS1:16300" "$UAS2:16400"; do
       -buff_size 4194304 >/dev/null 2>&1 ) &
   PIDS+=($!)
 done
-if [ -n "${BENCH_BIN:-}" ]; then
-  cp "$BENCH_BIN" "$W/gvp"
-else
-  log "building gvp"
-  go build -o "$W/gvp" .
-fi
+bench_binary "$ROOT" "$W/gvp"
 sed -e "s/@UAS1@/$UAS1/" -e "s/@UAS2@/$UAS2/" scripts/bench/testdata/rm-objects.yaml >"$W/objects.yaml"
 "$W/gvp" rm --set log.level=warn --set rm.sip.listen=127.0.0.1:$RM --set rm.sip.transports=udp \
   --set rm.admin.listen=127.0.0.1:$ADMIN --set rm.admin.pprof=true --set rm.static_config="$W/objects.yaml" --set data_dir="$W/data" \

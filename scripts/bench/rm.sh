@@ -26,8 +26,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v sipp >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester >/dev/null; }
-command -v kamailio >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y kamailio >/dev/null; }
+command -v sipp >/dev/null || apt_install sip-tester
+command -v kamailio >/dev/null || apt_install kamailio
 
 UAS1=15071 UAS2=15072 RM=15060 KAM=15062
 SC="$ROOT/roles/rm/testdata"
@@ -40,12 +40,7 @@ start_uas() { # port media-port
 start_uas $UAS1 16000
 start_uas $UAS2 16100
 
-if [ -n "${BENCH_BIN:-}" ]; then
-  cp "$BENCH_BIN" "$W/gvp"
-else
-  echo "building gvp" >&2
-  go build -o "$W/gvp" .
-fi
+bench_binary "$ROOT" "$W/gvp"
 sed -e "s/@UAS1@/$UAS1/" -e "s/@UAS2@/$UAS2/" scripts/bench/testdata/rm-objects.yaml >"$W/objects.yaml"
 # No broker runs here: rm's billing records go to its disk spool under $W/data, as they would
 # while the broker is away (part of rm's cost per call; Kamailio writes no accounting).
